@@ -1,0 +1,220 @@
+import Engine
+import Foundation
+import LineProtocol
+import LocalDiskBackend
+import Logging
+import S3Backend
+import ServiceLifecycle
+import Synchronization
+
+/// A node: the backend, the store and its write-back, the transports and the admin port,
+/// composed from configuration and run under one service group.
+///
+/// Start-up: configuration, backend, spill recovery (written back first), then services.
+/// Shutdown (SIGTERM, SIGINT, `shutdown`): transports stop first, the write-back drains, the
+/// backend closes. If the backend stays unreachable past `shutdown_timeout`, the dirty entries
+/// go to a spill file in `data_dir` and the process exits 1.
+enum Node {
+    private static let bootstrapped = Mutex(false)
+
+    static func run(arguments: [String]) async -> Int32 {
+        let environment = ProcessInfo.processInfo.environment
+        let configuration: BrainConfiguration
+        do {
+            configuration = try BrainConfiguration.load(
+                arguments: arguments, environment: environment,
+                currentDirectory: FileManager.default.currentDirectoryPath)
+        } catch {
+            printError("brain: \(error)")
+            return 2
+        }
+        bootstrapLogging()
+        let logger = Logger(label: "brain")
+
+        if configuration.durability == .log {
+            printError("brain: config: durability = \"log\" needs the append-only log, which this version does not have yet; use memory or backend")
+            return 2
+        }
+        if configuration.maxMemory < EngineConfiguration.minimumMemory {
+            printError("brain: config: max_memory = \(configuration.maxMemory): the minimum is \(EngineConfiguration.minimumMemory) bytes (4mb)")
+            return 2
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        } catch {
+            printError("brain: config: data_dir = \(configuration.dataDirectory): cannot create it: \(error.localizedDescription)")
+            return 2
+        }
+
+        let backend: any Backend
+        do {
+            backend = try makeBackend(configuration, environment: environment, logger: logger)
+        } catch {
+            printError("brain: config: backend = \(configuration.backend): \(error)")
+            return 2
+        }
+        logger.info("brain starting: backend \(backend.description), data_dir \(configuration.dataDirectory)")
+
+        let metrics = Metrics()
+        let store = CacheStore(
+            configuration: engineConfiguration(configuration), backend: backend, metrics: metrics,
+            logger: logger)
+        let spills = spillFiles(in: configuration.dataDirectory)
+        if !spills.isEmpty {
+            await recover(spills, into: store, configuration: configuration, logger: logger)
+        }
+
+        let readiness = Readiness()
+        let groupBox = Mutex<ServiceGroup?>(nil)
+        let writeBack = WriteBackService(store: store, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: writeBack)]
+        if configuration.adminPort != 0 {
+            services.append(.init(service: AdminServer(
+                host: configuration.bind, port: configuration.adminPort, store: store, metrics: metrics,
+                readiness: readiness, logger: logger)))
+        }
+        if configuration.linePort != 0 {
+            let line = LineTransport(
+                configuration: LineTransportConfiguration(
+                    host: configuration.bind, port: configuration.linePort, secret: configuration.secret),
+                store: store, metrics: metrics, logger: logger,
+                requestShutdown: {
+                    logger.notice("shutdown requested by a line client")
+                    let group = groupBox.withLock { $0 }
+                    Task { await group?.triggerGracefulShutdown() }
+                })
+            services.append(.init(service: line))
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        groupBox.withLock { $0 = group }
+        readiness.set(true)
+
+        var status: Int32 = 0
+        do {
+            try await group.run()
+        } catch {
+            logger.error("brain: \(error)")
+            status = 1
+        }
+        readiness.set(false)
+
+        if writeBack.drained {
+            removeFiles(spills, logger: logger)
+        } else {
+            let records = store.dirtySnapshot()
+            if !records.isEmpty {
+                let path = configuration.dataDirectory + "/spill-\(Int(Date().timeIntervalSince1970 * 1000)).brain"
+                do {
+                    try SpillFile.write(records, to: path)
+                    logger.critical("the backend stayed unreachable: \(records.count) dirty entries saved to \(path); the next start writes them back first")
+                    // The new file holds every entry the older ones did that is still dirty.
+                    removeFiles(spills, logger: logger)
+                } catch {
+                    logger.critical("the backend stayed unreachable and the spill file failed: \(error); \(records.count) dirty entries are lost")
+                }
+                status = 1
+            } else {
+                removeFiles(spills, logger: logger)
+            }
+        }
+        do {
+            try await backend.shutdown()
+        } catch {
+            logger.error("closing the backend: \(error)")
+        }
+        logger.info("brain stopped (exit \(status))")
+        return status
+    }
+
+    static func engineConfiguration(_ configuration: BrainConfiguration) -> EngineConfiguration {
+        var engine = EngineConfiguration()
+        engine.maxMemory = configuration.maxMemory
+        engine.maxDirtyBytes = configuration.maxDirtyBytes
+        engine.idleTTL = configuration.idleTTL
+        engine.flushDelay = configuration.flushDelay
+        engine.maxDirtyAge = configuration.maxDirtyAge
+        engine.durability = configuration.durability
+        engine.shutdownTimeout = configuration.shutdownTimeout
+        return engine
+    }
+
+    static func makeBackend(
+        _ configuration: BrainConfiguration, environment: [String: String], logger: Logger
+    ) throws -> any Backend {
+        switch configuration.backend {
+        case .memory:
+            return MemoryBackend()
+        case .file(let path):
+            return try LocalDiskBackend(directory: path, fsync: true, logger: logger)
+        case .s3:
+            var variables = environment
+            if let endpoint = configuration.s3.endpoint { variables["BRAIN_S3_ENDPOINT"] = endpoint }
+            if let region = configuration.s3.region { variables["AWS_REGION"] = region }
+            let s3 = try S3Configuration.parse(url: configuration.backend.description, environment: variables)
+            return try S3Backend(configuration: s3, logger: logger)
+        }
+    }
+
+    /// Spill files left by an earlier shutdown, oldest first.
+    static func spillFiles(in directory: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasPrefix("spill-") && $0.hasSuffix(".brain") }.sorted()
+            .map { directory + "/" + $0 }
+    }
+
+    /// Applies spill files and writes them back before serving. Files stay on disk until
+    /// their entries are written (here, or at a later shutdown).
+    static func recover(_ spills: [String], into store: CacheStore, configuration: BrainConfiguration, logger: Logger) async {
+        var total = 0
+        for path in spills {
+            do {
+                let records = try SpillFile.read(from: path)
+                try store.restore(records)
+                total += records.count
+                logger.notice("recovered \(records.count) entries from \(path)")
+            } catch {
+                logger.critical("cannot recover \(path): \(error); the file is kept for inspection")
+            }
+        }
+        guard total > 0 else { return }
+        logger.notice("writing back \(total) recovered entries before serving")
+        let clean = await store.writeBackAll(timeout: configuration.shutdownTimeout) { left in
+            logger.info("recovery: \(left) entries left to write back")
+        }
+        if clean {
+            logger.notice("recovered entries are written back")
+            removeFiles(spills, logger: logger)
+        } else {
+            logger.error("the backend is unreachable: recovered entries stay dirty in memory and in their spill files")
+        }
+    }
+
+    static func removeFiles(_ paths: [String], logger: Logger) {
+        for path in paths {
+            do {
+                try FileManager.default.removeItem(atPath: path)
+            } catch {
+                logger.error("cannot remove \(path): \(error.localizedDescription)")
+            }
+        }
+    }
+
+    static func bootstrapLogging() {
+        let first = bootstrapped.withLock { done -> Bool in
+            defer { done = true }
+            return !done
+        }
+        if first {
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = .info
+                return handler
+            }
+        }
+    }
+
+    static func printError(_ message: String) {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+}
