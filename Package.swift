@@ -87,7 +87,11 @@ let package = Package(
             ],
             path: "Sources/Server"
         ),
-        .testTarget(name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests"),
+        .testTarget(
+            name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests",
+            // The script that regenerates ErlangTermFixtures.swift with a real `erl`.
+            exclude: ["Fixtures/generate_term_fixtures.escript"]
+        ),
         .testTarget(
             name: "LocalDiskBackendTests",
             dependencies: ["LocalDiskBackend", "Engine"],

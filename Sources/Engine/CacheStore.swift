@@ -87,6 +87,7 @@ public final class CacheStore: Store {
         }
         let hash = Self.hash(namespace, key)
         let shard = shards[Int(hash >> 40) % shards.count]
+        var memoryRetries = 0
         while true {
             let now = clock.nowMilliseconds()
             let durability = configuration.durability
@@ -99,16 +100,38 @@ public final class CacheStore: Store {
                 }
             }
             switch step {
+            case .reply(.error(let error)) where error.code == .outOfMemory && memoryRetries < 3:
+                // This shard has nothing left to evict: take pages from the others.
+                memoryRetries += 1
+                if !releaseMemory(excluding: shard) { return .error(error) }
             case .reply(let reply):
                 return reply
             case .load:
                 if case .failed(let error) = await load(shard: shard, namespace: namespace, key: key, hash: hash) {
+                    if error.code == .outOfMemory && memoryRetries < 3 {
+                        memoryRetries += 1
+                        if releaseMemory(excluding: shard) { continue }
+                    }
                     return .error(error)
                 }
             case .persist(let id, let version, let success, let failure):
                 return await persist(shard: shard, id: id, hash: hash, version: version) ? success : failure
             }
         }
+    }
+
+    /// Frees up to a large chunk's worth of pages held by shards other than `excluded`, whose
+    /// entries may all leave memory. Returns whether any page was freed.
+    private func releaseMemory(excluding excluded: Shard) -> Bool {
+        var freed = 0
+        for shard in shards where shard !== excluded {
+            while freed < SizeClasses.largestChunk / SizeClasses.pageSize,
+                shard.state.withLock({ $0.releaseEvictablePage() })
+            {
+                freed += 1
+            }
+        }
+        return freed > 0
     }
 
     private func checkSize(_ value: [UInt8]) -> EngineError? {

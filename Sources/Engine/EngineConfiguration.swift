@@ -21,8 +21,8 @@ public struct EngineConfiguration: Sendable {
     public var persistTimeout: Duration = .seconds(5)
     /// How long graceful shutdown waits for the write-back to drain before spilling.
     public var shutdownTimeout: Duration = .seconds(30)
-    /// Shards, each with its own lock, index and slabs.
-    public var shardCount: Int = 16
+    /// Shards, each with its own lock, index and slabs (see ``shardCount(forMaxMemory:)``).
+    public var shardCount: Int = 8
     /// Backend writes in flight at once.
     public var writeBackConcurrency: Int = 32
     /// The longest key, in bytes.
@@ -32,8 +32,14 @@ public struct EngineConfiguration: Sendable {
 
     public init() {}
 
-    /// The smallest `max_memory` the engine accepts: a few slab pages.
-    public static let minimumMemory = 4 * SizeClasses.pageSize
+    /// The smallest `max_memory` the engine accepts: room for the largest value and more.
+    public static let minimumMemory = 4 << 20
+
+    /// Shards for a memory bound: 8 (plenty for the cores of an application server), fewer
+    /// under 64 MiB so that partly used pages of many shards do not eat a small bound.
+    public static func shardCount(forMaxMemory maxMemory: Int) -> Int {
+        max(1, min(8, maxMemory / (8 << 20)))
+    }
 }
 
 /// ``EngineConfiguration`` in the units the shards work with.

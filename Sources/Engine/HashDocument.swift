@@ -49,7 +49,8 @@ public struct HashDocument: Sendable, Equatable {
     ///   UTF-8 (the message names the field).
     public init(json: [UInt8], limits: Limits = .default) throws(EngineError) {
         guard json.count <= limits.maxBytes else {
-            throw EngineError(.invalidHash, "hash JSON of \(json.count) bytes is over the \(limits.maxBytes)-byte limit")
+            throw EngineError(
+                .invalidHash, "hash JSON of \(json.count) bytes is over the \(limits.maxBytes)-byte limit")
         }
         var parser = JSONParser(bytes: json, maxDepth: limits.maxDepth)
         try parser.parseObject { (name, value) throws(EngineError) in
@@ -386,7 +387,7 @@ private struct JSONParser {
                 throw fail("unpaired surrogate escape")
             }
             guard let unicode = Unicode.Scalar(scalar) else { throw fail("invalid \\u escape") }
-            out.append(contentsOf: UTF8.encode(unicode)!)
+            out.append(contentsOf: String(Character(unicode)).utf8)
         default:
             throw fail("invalid escape")
         }

@@ -281,10 +281,14 @@ struct ShardState: ~Copyable {
         {
             return (chunk, sizeClass)
         }
-        if let page = evictablePage(excludingClass: sizeClass, protecting: protecting) {
+        // Free whole pages of any class whose entries may all leave, until the budget has
+        // room for a page of this class.
+        while let page = evictablePage(protecting: protecting) {
             evictPage(page)
-            slab.reassign(page: page, to: sizeClass)
-            return slab.allocate(sizeClass: sizeClass, owner: owner).map { ($0, sizeClass) }
+            slab.releasePage(page)
+            if let chunk = slab.allocate(sizeClass: sizeClass, owner: owner) {
+                return (chunk, sizeClass)
+            }
         }
         return nil
     }
@@ -315,11 +319,10 @@ struct ShardState: ~Copyable {
         return false
     }
 
-    /// A page of another class whose chunks are all free or evictable, preferring the class
-    /// with the most pages.
-    func evictablePage(excludingClass: Int?, protecting: UInt32?) -> UInt32? {
+    /// A page whose chunks are all free or evictable, from the class with the most pages.
+    func evictablePage(protecting: UInt32?) -> UInt32? {
         let order = slab.classPages.indices.sorted { slab.classPages[$0].count > slab.classPages[$1].count }
-        for sizeClass in order where sizeClass != excludingClass {
+        for sizeClass in order {
             for page in slab.classPages[sizeClass] {
                 let chunks = slab.carvedChunks(ofPage: page)
                 if chunks.allSatisfy({ chunk in
@@ -331,6 +334,15 @@ struct ShardState: ~Copyable {
             }
         }
         return nil
+    }
+
+    /// Frees one page for other shards: evicts a page whose entries may all leave and returns
+    /// it to the budget. Returns whether one was found.
+    mutating func releaseEvictablePage() -> Bool {
+        guard let page = evictablePage(protecting: nil) else { return false }
+        evictPage(page)
+        slab.releasePage(page)
+        return true
     }
 
     /// Evicts every entry of a page.

@@ -38,10 +38,15 @@ public final class MemoryBudget: Sendable {
 }
 
 /// The chunk sizes slab pages are cut into, as memcached's slab classes: from `smallest`
-/// upwards by `factor`, each a multiple of 8, the last exactly one page.
+/// upwards by `factor`, each a multiple of 8, up to ``largestChunk``.
+///
+/// Chunks up to half a page share ``pageSize`` pages; a larger chunk gets a page of its own,
+/// of exactly its size, so large values do not pin many small pages.
 public struct SizeClasses: Sendable {
-    /// The size of a slab page, and so of the largest chunk.
-    public static let pageSize = 1 << 20
+    /// The size of a slab page shared by small chunks.
+    public static let pageSize = 1 << 16
+    /// The largest chunk: a value of 1,000,000 bytes with a 250-byte key fits.
+    public static let largestChunk = 1 << 20
 
     /// Chunk sizes in ascending order.
     public let sizes: [Int]
@@ -50,17 +55,17 @@ public struct SizeClasses: Sendable {
         precondition(smallest >= 16 && factor > 1)
         var sizes: [Int] = []
         var size = Double(smallest)
-        while Int(size) < SizeClasses.pageSize / 2 {
+        while Int(size) < SizeClasses.largestChunk {
             let aligned = (Int(size) + 7) & ~7
             if sizes.last != aligned { sizes.append(aligned) }
             size *= factor
         }
-        sizes.append(SizeClasses.pageSize / 2)
-        sizes.append(SizeClasses.pageSize)
+        sizes.append(SizeClasses.largestChunk)
         self.sizes = sizes
     }
 
-    /// The smallest class whose chunks hold `size` bytes, or `nil` when `size` exceeds a page.
+    /// The smallest class whose chunks hold `size` bytes, or `nil` when `size` exceeds the
+    /// largest chunk.
     public func index(for size: Int) -> Int? {
         var low = 0
         var high = sizes.count
@@ -69,6 +74,12 @@ public struct SizeClasses: Sendable {
             if sizes[mid] < size { low = mid + 1 } else { high = mid }
         }
         return low < sizes.count ? low : nil
+    }
+
+    /// The bytes of a page cut for `sizeClass`.
+    public func pageBytes(forClass sizeClass: Int) -> Int {
+        let size = sizes[sizeClass]
+        return size <= SizeClasses.pageSize / 2 ? SizeClasses.pageSize : size
     }
 }
 
@@ -95,6 +106,8 @@ struct Slab: ~Copyable {
     private(set) var pageClass: [Int] = []
     /// Chunks in use per page.
     private(set) var pageUsed: [Int] = []
+    /// Bytes of each page.
+    private(set) var pageSizes: [Int] = []
     /// Page numbers per class, in the order they were assigned.
     private(set) var classPages: [[UInt32]]
     private var freeChunks: [[ChunkRef]]
@@ -140,8 +153,8 @@ struct Slab: ~Copyable {
         if let chunk = carve(sizeClass) {
             return claim(chunk, owner: owner)
         }
-        guard budget.tryReserve(SizeClasses.pageSize) else { return nil }
-        addPage(for: sizeClass, memory: nil)
+        guard budget.tryReserve(classes.pageBytes(forClass: sizeClass)) else { return nil }
+        addPage(for: sizeClass)
         return claim(carve(sizeClass)!, owner: owner)
     }
 
@@ -156,33 +169,26 @@ struct Slab: ~Copyable {
     /// Every chunk of a page that is carved, in order: for eviction scans.
     func carvedChunks(ofPage page: UInt32) -> [ChunkRef] {
         let size = classes.sizes[pageClass[Int(page)]]
-        var end = SizeClasses.pageSize / size * size
+        var end = pageSizes[Int(page)] / size * size
         if let current = carving[pageClass[Int(page)]], current.page == page {
             end = Int(current.offset)
         }
         return stride(from: 0, to: end, by: size).map { ChunkRef(page: page, offset: UInt32($0)) }
     }
 
-    /// Takes back a page whose chunks are all free (the caller evicted their owners): its
-    /// chunks leave their class, and the page is either given to `newClass` or, when that is
-    /// `nil`, returned to the budget.
-    mutating func reassign(page: UInt32, to newClass: Int?) {
+    /// Returns a page whose chunks are all free (the caller evicted their owners) to the
+    /// budget, so that any class of any shard may use its bytes.
+    mutating func releasePage(_ page: UInt32) {
         let old = pageClass[Int(page)]
-        precondition(pageUsed[Int(page)] == 0, "reassigning a page with live chunks")
+        precondition(pageUsed[Int(page)] == 0, "releasing a page with live chunks")
         freeChunks[old].removeAll { $0.page == page }
         classPages[old].removeAll { $0 == page }
         if carving[old]?.page == page { carving[old] = nil }
-        if let newClass {
-            pageClass[Int(page)] = newClass
-            classPages[newClass].append(page)
-            carving[newClass] = ChunkRef(page: page, offset: 0)
-        } else {
-            free(pages[Int(page)])
-            pages[Int(page)] = nil
-            releasedPageNumbers.append(page)
-            pageBytes -= SizeClasses.pageSize
-            budget.force(-SizeClasses.pageSize)
-        }
+        free(pages[Int(page)])
+        pages[Int(page)] = nil
+        releasedPageNumbers.append(page)
+        pageBytes -= pageSizes[Int(page)]
+        budget.force(-pageSizes[Int(page)])
     }
 
     /// Whether `sizeClass` could get a chunk without eviction.
@@ -200,14 +206,15 @@ struct Slab: ~Copyable {
         guard let current = carving[sizeClass] else { return nil }
         let size = classes.sizes[sizeClass]
         let next = Int(current.offset) + size
-        carving[sizeClass] = next + size <= SizeClasses.pageSize
+        carving[sizeClass] = next + size <= pageSizes[Int(current.page)]
             ? ChunkRef(page: current.page, offset: UInt32(next)) : nil
         return current
     }
 
-    private mutating func addPage(for sizeClass: Int, memory: UnsafeMutableRawPointer?) {
-        guard let page = memory ?? malloc(SizeClasses.pageSize) else {
-            fatalError("out of memory allocating a slab page")
+    private mutating func addPage(for sizeClass: Int) {
+        let bytes = classes.pageBytes(forClass: sizeClass)
+        guard let page = malloc(bytes) else {
+            fatalError("out of memory allocating a slab page of \(bytes) bytes")
         }
         let number: UInt32
         if let reused = releasedPageNumbers.popLast() {
@@ -215,13 +222,15 @@ struct Slab: ~Copyable {
             pages[Int(number)] = page
             pageClass[Int(number)] = sizeClass
             pageUsed[Int(number)] = 0
+            pageSizes[Int(number)] = bytes
         } else {
             number = UInt32(pages.count)
             pages.append(page)
             pageClass.append(sizeClass)
             pageUsed.append(0)
+            pageSizes.append(bytes)
         }
-        pageBytes += SizeClasses.pageSize
+        pageBytes += bytes
         classPages[sizeClass].append(number)
         carving[sizeClass] = ChunkRef(page: number, offset: 0)
     }

@@ -56,6 +56,11 @@ struct ConfigCommand: AsyncParsableCommand {
         var settings: [String] = []
 
         func run() async throws {
+            if settings.contains("--help") || settings.contains("-h") {
+                print(Print.helpMessage())
+                print(BrainConfiguration.flagsHelp)
+                return
+            }
             do {
                 let configuration = try BrainConfiguration.load(
                     arguments: settings, environment: ProcessInfo.processInfo.environment,

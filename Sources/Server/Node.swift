@@ -28,15 +28,11 @@ enum Node {
             printError("brain: \(error)")
             return 2
         }
-        bootstrapLogging()
+        bootstrapLogging(level: Logger.Level(rawValue: configuration.logLevel.rawValue) ?? .info)
         let logger = Logger(label: "brain")
 
         if configuration.durability == .log {
-            printError("brain: config: durability = \"log\" needs the append-only log, which this version does not have yet; use memory or backend")
-            return 2
-        }
-        if configuration.maxMemory < EngineConfiguration.minimumMemory {
-            printError("brain: config: max_memory = \(configuration.maxMemory): the minimum is \(EngineConfiguration.minimumMemory) bytes (4mb)")
+            printError("brain: config: durability = \"log\": the append-only log is not built yet; use memory or backend")
             return 2
         }
         do {
@@ -136,6 +132,7 @@ enum Node {
         engine.maxDirtyAge = configuration.maxDirtyAge
         engine.durability = configuration.durability
         engine.shutdownTimeout = configuration.shutdownTimeout
+        engine.shardCount = EngineConfiguration.shardCount(forMaxMemory: configuration.maxMemory)
         return engine
     }
 
@@ -200,7 +197,7 @@ enum Node {
         }
     }
 
-    static func bootstrapLogging() {
+    static func bootstrapLogging(level: Logger.Level) {
         let first = bootstrapped.withLock { done -> Bool in
             defer { done = true }
             return !done
@@ -208,7 +205,7 @@ enum Node {
         if first {
             LoggingSystem.bootstrap { label in
                 var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = .info
+                handler.logLevel = level
                 return handler
             }
         }

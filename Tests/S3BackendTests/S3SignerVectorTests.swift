@@ -278,9 +278,11 @@ final class S3SignerVectorTests: XCTestCase {
         XCTAssertEqual(AmzDate(secondsSince1970: 0).timestamp, "19700101T000000Z")
         XCTAssertEqual(AmzDate(secondsSince1970: 1_440_938_160).timestamp, "20150830T123600Z")
         XCTAssertEqual(AmzDate(secondsSince1970: 1_440_938_160).dateStamp, "20150830")
-        // A leap day and the last second of a century year.
+        // A leap day; 2100 is no leap year, so its February 28th is followed by March 1st.
         XCTAssertEqual(AmzDate(secondsSince1970: 951_782_400).timestamp, "20000229T000000Z")
-        XCTAssertEqual(AmzDate(secondsSince1970: 4_107_542_399).timestamp, "21001231T235959Z")
+        XCTAssertEqual(AmzDate(secondsSince1970: 4_107_542_399).timestamp, "21000228T235959Z")
+        XCTAssertEqual(AmzDate(secondsSince1970: 4_107_542_400).timestamp, "21000301T000000Z")
+        XCTAssertEqual(AmzDate(secondsSince1970: 4_133_980_799).timestamp, "21001231T235959Z")
     }
 
     func testAmzDateAgreesWithFoundationOverCenturies() {

@@ -186,7 +186,7 @@ enum TermEncoder {
             out.append(TermTag.map)
             appendU32(UInt32(pairs.count), to: &out)
             // Key order makes the output deterministic and equal to Erlang's for small maps.
-            for (key, value) in pairs.sorted(by: { Term.order($0.key, $1.key) < 0 }) {
+            for (key, value) in Term.sortedPairs(pairs) {
                 encode(key, into: &out)
                 encode(value, into: &out)
             }

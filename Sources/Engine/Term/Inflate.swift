@@ -53,9 +53,8 @@ struct Inflater {
         guard output.count == expectedSize else {
             throw fail("inflates to \(output.count) bytes, not the declared \(expectedSize)")
         }
-        // The checksum is byte-aligned: drop the unused bits of the last byte.
-        bitBuffer = 0
-        bitCount = 0
+        // The checksum is byte-aligned.
+        alignToByte()
         guard input.count - position >= 4 else {
             throw TermError(.truncated, at: baseOffset + position, "zlib stream ends before its Adler-32 checksum")
         }
@@ -104,6 +103,24 @@ struct Inflater {
         return value
     }
 
+    /// Buffers up to `count` bits without failing when the input ends first: the caller
+    /// checks `bitCount` before using them.
+    private mutating func peekRefill(_ count: Int) {
+        while bitCount < count && position < input.count {
+            bitBuffer |= UInt64(input[position]) << UInt64(bitCount)
+            position += 1
+            bitCount += 8
+        }
+    }
+
+    /// Drops the bits left in the current byte and hands back whole bytes buffered ahead, so
+    /// `position` is the next unread byte.
+    private mutating func alignToByte() {
+        position -= bitCount / 8
+        bitBuffer = 0
+        bitCount = 0
+    }
+
     private mutating func reserveOutput(_ count: Int) throws(TermError) {
         if count > expectedSize - output.count {
             throw fail("inflates to more than the declared \(expectedSize) bytes")
@@ -113,10 +130,7 @@ struct Inflater {
     // MARK: Blocks
 
     private mutating func storedBlock() throws(TermError) {
-        // Reads happen a byte at a time, so fewer than 8 bits are ever buffered: dropping
-        // them aligns to the next byte, which `position` already points at.
-        bitBuffer = 0
-        bitCount = 0
+        alignToByte()
         guard input.count - position >= 4 else {
             throw TermError(.truncated, at: baseOffset + position, "stored block header needs 4 bytes")
         }
@@ -220,10 +234,19 @@ struct Inflater {
         }
     }
 
-    /// Decodes one symbol of a canonical Huffman code, a bit at a time: codes of each length
-    /// are consecutive integers, so a code of length `n` is valid when it falls among the
-    /// `count[n]` codes that start at `first`.
+    /// Decodes one symbol of a canonical Huffman code: codes of up to
+    /// ``HuffmanCode/fastBits`` bits by one table lookup, longer ones a bit at a time. Codes of
+    /// each length are consecutive integers, so a code of length `n` is valid when it falls
+    /// among the `count[n]` codes that start at `first`.
     private mutating func decode(_ code: HuffmanCode) throws(TermError) -> Int {
+        peekRefill(HuffmanCode.fastBits)
+        let entry = code.fast[Int(bitBuffer & UInt64(HuffmanCode.fastMask))]
+        let length = Int(entry & 0xF)
+        if length != 0 && length <= bitCount {
+            bitBuffer >>= UInt64(length)
+            bitCount -= length
+            return Int(entry >> 4)
+        }
         var value = 0
         var first = 0
         var index = 0
@@ -286,6 +309,13 @@ struct HuffmanCode: Sendable {
     let counts: [Int]
     /// Symbols sorted by code length, then by symbol value: the order canonical codes take.
     let symbols: [UInt16]
+    /// For the next ``fastBits`` input bits (least significant first, as DEFLATE packs them):
+    /// `symbol << 4 | length` of the code they start with, or 0 when that code is longer.
+    let fast: [UInt16]
+
+    /// The width of the lookup table: most literal and distance codes are this short.
+    static let fastBits = 9
+    static let fastMask = (1 << fastBits) - 1
 
     /// The code for `lengths` (one per symbol, 0 for an unused symbol), or nil when the lengths
     /// over-subscribe the code space, or leave it incomplete where that is not allowed. As in
@@ -311,8 +341,31 @@ struct HuffmanCode: Sendable {
             offsets[Int(length)] += 1
         }
         counts[0] = 0
+        // Walk the codes in canonical order, assigning consecutive values per length, and
+        // enter each short one under every table index that starts with its bit-reversed code.
+        var fast = [UInt16](repeating: 0, count: 1 << HuffmanCode.fastBits)
+        var code = 0
+        var index = 0
+        for length in 1...HuffmanCode.fastBits {
+            for _ in 0..<counts[length] {
+                var reversed = 0
+                for bit in 0..<length where code & (1 << bit) != 0 {
+                    reversed |= 1 << (length - 1 - bit)
+                }
+                let entry = symbols[index] << 4 | UInt16(length)
+                var slot = reversed
+                while slot < fast.count {
+                    fast[slot] = entry
+                    slot += 1 << length
+                }
+                code += 1
+                index += 1
+            }
+            code <<= 1
+        }
         self.counts = counts
         self.symbols = symbols
+        self.fast = fast
     }
 }
 

@@ -10,8 +10,11 @@
 ///   `Int64` and ``bigInteger(_:)`` only for values outside it. Build integers of unknown size
 ///   with ``normalizedInteger(_:)`` so that equal values compare equal.
 /// - A non-empty list is `.list(elements, tail:)` with at least one element; the proper list's
-///   tail is ``emptyList``.
-/// - Maps are unordered, as in Erlang; they encode in Erlang's term order of their keys.
+///   tail is ``emptyList``. A `LIST_EXT` whose tail is itself a list or string (which Erlang
+///   never writes, but reads as one flat list) stays nested, and re-encodes nested.
+/// - Maps are unordered, as in Erlang; they encode in Erlang's map key order. Because list
+///   forms are distinct, a map may hold `[]` and an empty `STRING_EXT` as two keys, which
+///   Erlang considers one; Erlang rejects such a map, this model does not.
 ///
 /// Only the cases with a large payload are `indirect`, so a `Term` stays small (24 bytes) and
 /// an integer or an atom needs no allocation of its own.
@@ -92,10 +95,12 @@ public struct Atom: Sendable, Hashable, ExpressibleByStringLiteral, CustomString
         self.name = value
     }
 
+    /// True when both names have the same UTF-8 bytes.
     public static func == (lhs: Atom, rhs: Atom) -> Bool {
         lhs.name.utf8.elementsEqual(rhs.name.utf8)
     }
 
+    /// Hashes the name's UTF-8 bytes, consistently with ``==(_:_:)``.
     public func hash(into hasher: inout Hasher) {
         for byte in name.utf8 { hasher.combine(byte) }
         hasher.combine(0xFF as UInt8)  // never a UTF-8 byte: ends the name unambiguously
@@ -276,12 +281,12 @@ public struct Fun: Sendable, Hashable {
         self.pid = pid
     }
 
-    // Two funs are the same value when their encodings are; every other property is parsed
-    // from the bytes.
+    /// True when both funs have the same encoding; every other property is parsed from it.
     public static func == (lhs: Fun, rhs: Fun) -> Bool {
         lhs.encoded == rhs.encoded
     }
 
+    /// Hashes the encoding, consistently with ``==(_:_:)``.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(encoded)
     }

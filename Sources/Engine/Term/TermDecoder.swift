@@ -243,7 +243,9 @@ struct TermDecoder {
 
     /// Reads one tag and either returns the finished scalar term, or opens a container on
     /// `frames` and returns nil.
-    private mutating func decodeStart(frames: inout [Frame], values base: Int, at offset: Int) throws(TermError) -> Term? {
+    private mutating func decodeStart(
+        frames: inout [Frame], values base: Int, at offset: Int
+    ) throws(TermError) -> Term? {
         try countElement(at: offset)
         let tag = try u8("a term's tag")
         switch tag {
@@ -268,7 +270,9 @@ struct TermDecoder {
         case TermTag.atomUTF8, TermTag.smallAtomUTF8, TermTag.atom, TermTag.smallAtom:
             return .atom(try atomBody(tag: tag, at: offset))
         case TermTag.smallTuple, TermTag.largeTuple:
-            let count = tag == TermTag.smallTuple ? Int(try u8("SMALL_TUPLE_EXT arity")) : Int(try u32("LARGE_TUPLE_EXT arity"))
+            let count =
+                tag == TermTag.smallTuple
+                ? Int(try u8("SMALL_TUPLE_EXT arity")) : Int(try u32("LARGE_TUPLE_EXT arity"))
             if count == 0 { return .tuple([]) }
             try checkDeclared(count, minimumBytes: 1, "tuple", at: offset)
             try open(.tuple, count: count, frames: &frames, base: base, at: offset)
@@ -437,7 +441,9 @@ struct TermDecoder {
             throw fail(.invalidValue, at: offset, "reference without identifier words")
         }
         let node = try atom("reference node")
-        let creation = tag == TermTag.newerReference ? try u32("reference creation") : UInt32(try u8("reference creation"))
+        let creation =
+            tag == TermTag.newerReference
+            ? try u32("reference creation") : UInt32(try u8("reference creation"))
         try need(count * 4, "reference of \(count) words")
         var ids: [UInt32] = []
         ids.reserveCapacity(count)

@@ -52,6 +52,7 @@ public struct TermError: Error, Sendable, Equatable, CustomStringConvertible {
         self.message = message
     }
 
+    /// `<code> at byte <offset>: <message>`.
     public var description: String { "\(code.rawValue) at byte \(offset): \(message)" }
 }
 

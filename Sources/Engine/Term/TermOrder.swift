@@ -3,16 +3,22 @@ extension Term {
     /// number < atom < reference < fun < port < pid < tuple < map < [] < list < bitstring.
     ///
     /// Returns a negative number, zero or a positive number. Numbers compare by value, and an
-    /// integer sorts before a float of equal value (the order of map keys, so encoded small
-    /// maps match `term_to_binary`'s bytes). Erlang's order among pids, ports, references and
+    /// integer sorts before a float of equal value. With `exact`, every integer sorts before
+    /// every float, at any depth: Erlang's order of map keys, which `term_to_binary` and `~p`
+    /// follow for maps of up to 32 keys. Erlang's order among pids, ports, references and
     /// funs of different nodes depends on node-table internals; here they compare by node name,
     /// then by their numbers, which is a total order but not necessarily Erlang's.
-    static func order(_ lhs: Term, _ rhs: Term) -> Int {
+    static func order(_ lhs: Term, _ rhs: Term, exact: Bool = false) -> Int {
         let lhsRank = lhs.orderRank
         let rhsRank = rhs.orderRank
         if lhsRank != rhsRank { return lhsRank < rhsRank ? -1 : 1 }
         switch (lhs, rhs) {
         case (.integer, _), (.bigInteger, _), (.float, _):
+            if exact {
+                let lhsIsFloat = if case .float = lhs { true } else { false }
+                let rhsIsFloat = if case .float = rhs { true } else { false }
+                if lhsIsFloat != rhsIsFloat { return lhsIsFloat ? 1 : -1 }
+            }
             return compareNumbers(lhs, rhs)
         case (.atom(let a), .atom(let b)):
             return compareAtoms(a, b)
@@ -43,23 +49,21 @@ extension Term {
         case (.tuple(let a), .tuple(let b)):
             if a.count != b.count { return a.count < b.count ? -1 : 1 }
             for (x, y) in zip(a, b) {
-                let result = order(x, y)
+                let result = order(x, y, exact: exact)
                 if result != 0 { return result }
             }
             return 0
         case (.map(let a), .map(let b)):
             if a.count != b.count { return a.count < b.count ? -1 : 1 }
-            let aKeys = a.keys.sorted { order($0, $1) < 0 }
-            let bKeys = b.keys.sorted { order($0, $1) < 0 }
-            for (x, y) in zip(aKeys, bKeys) {
-                let result = order(x, y)
+            let aPairs = sortedPairs(a)
+            let bPairs = sortedPairs(b)
+            for (x, y) in zip(aPairs, bPairs) {
+                let result = order(x.key, y.key, exact: exact)
                 if result != 0 { return result }
             }
-            for (x, y) in zip(aKeys, bKeys) {
-                if let left = a[x], let right = b[y] {
-                    let result = order(left, right)
-                    if result != 0 { return result }
-                }
+            for (x, y) in zip(aPairs, bPairs) {
+                let result = order(x.value, y.value, exact: exact)
+                if result != 0 { return result }
             }
             return 0
         case (.binary, _), (.bitBinary, _):
@@ -68,7 +72,19 @@ extension Term {
             return compareBytes(a, bitCount: aBits, b, bitCount: bBits)
         default:
             if lhsRank == Term.emptyListRank { return 0 }
-            return compareLists(lhs, rhs)
+            return compareLists(lhs, rhs, exact: exact)
+        }
+    }
+
+    /// The pairs of a map sorted in Erlang's map key order (``order(_:_:exact:)`` with `exact`).
+    /// Keys Erlang would consider the
+    /// same list but that differ in form (a `STRING_EXT` and a `LIST_EXT` of the same codes)
+    /// are ordered by their encodings, so the order is total and encoding is deterministic.
+    static func sortedPairs(_ map: [Term: Term]) -> [(key: Term, value: Term)] {
+        map.sorted { lhs, rhs in
+            let result = order(lhs.key, rhs.key, exact: true)
+            if result != 0 { return result < 0 }
+            return ExternalTermFormat.encode(lhs.key).lexicographicallyPrecedes(ExternalTermFormat.encode(rhs.key))
         }
     }
 
@@ -176,19 +192,19 @@ extension Term {
     // MARK: Lists
 
     /// Compares two non-empty lists element by element, then by their tails.
-    private static func compareLists(_ lhs: Term, _ rhs: Term) -> Int {
+    private static func compareLists(_ lhs: Term, _ rhs: Term, exact: Bool) -> Int {
         let (aElements, aTail) = lhs.flattenedList
         let (bElements, bTail) = rhs.flattenedList
         for (x, y) in zip(aElements, bElements) {
-            let result = order(x, y)
+            let result = order(x, y, exact: exact)
             if result != 0 { return result }
         }
-        if aElements.count == bElements.count { return order(aTail, bTail) }
+        if aElements.count == bElements.count { return order(aTail, bTail, exact: exact) }
         // One list ran out first: compare what remains of the other with the shorter's tail.
         if aElements.count < bElements.count {
-            return order(aTail, .list(Array(bElements[aElements.count...]), tail: bTail))
+            return order(aTail, .list(Array(bElements[aElements.count...]), tail: bTail), exact: exact)
         }
-        return order(.list(Array(aElements[bElements.count...]), tail: aTail), bTail)
+        return order(.list(Array(aElements[bElements.count...]), tail: aTail), bTail, exact: exact)
     }
 
     /// The elements of a list, with nested list tails and strings spliced in, and the final tail

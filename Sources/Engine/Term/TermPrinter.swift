@@ -4,9 +4,9 @@ extension Term {
     ///
     /// Atoms are quoted when needed (`'Hello World'`, `'[]'`), lists of printable Latin-1
     /// character codes print as `"strings"`, printable binaries as `<<"text">>` and others as
-    /// `<<1,2,3>>`, bitstrings as `<<1,2:3>>`, maps as `#{k => v}` with keys in term order,
-    /// floats in Erlang's shortest round-trip form (`1.0`, `0.1`, `1.0e10`, `-3.5e-7`), and
-    /// bignums in decimal.
+    /// `<<1,2,3>>`, bitstrings as `<<1,2:3>>`, maps as `#{k => v}` with keys in Erlang's map
+    /// key order (integers before floats), floats in Erlang's shortest round-trip form (`1.0`,
+    /// `0.1`, `1.0e10`, `-3.5e-7`), and bignums in decimal.
     ///
     /// Where the output differs from `erl`'s:
     /// - Pids, ports and references print with node number 0 (`<0.85.0>`, `#Port<0.7>`,
@@ -68,7 +68,7 @@ enum TermPrinter {
         case .map(let pairs):
             out += "#{"
             var first = true
-            for (key, value) in pairs.sorted(by: { Term.order($0.key, $1.key) < 0 }) {
+            for (key, value) in Term.sortedPairs(pairs) {
                 if !first { out += "," }
                 first = false
                 write(key, to: &out)
@@ -231,7 +231,8 @@ enum TermPrinter {
 
     /// Writes a float as Erlang's `io_lib_format:fwrite_g/1` does: the shortest digits that
     /// read back as the same double, placed in whichever of the plain (`123.0`, `0.001`) and
-    /// exponent (`1.0e10`) forms is shorter, the plain one on a tie.
+    /// exponent (`1.0e10`) forms is shorter, the plain one on a tie; integral values of 2^53
+    /// and more always take the exponent form.
     static func writeFloat(_ value: Double, to out: inout String) {
         if value.sign == .minus { out += "-" }
         if value == 0 {
@@ -256,7 +257,8 @@ enum TermPrinter {
                 out += "0." + String(repeating: "0", count: -place) + digits
                 return
             }
-        } else if place - count + 2 <= exponentCost {
+        } else if place - count + 2 <= exponentCost && value.magnitude < 9_007_199_254_740_992.0 {
+            // Plain form only below 2^53, where every integer is exact.
             out += digits + String(repeating: "0", count: place - count) + ".0"
             return
         }

@@ -65,8 +65,8 @@ public enum LineCommandName: Int, CaseIterable, Sendable, CustomStringConvertibl
         return nil
     }
 
-    /// A name of at most 8 bytes folded to lower case and packed into an integer with its
-    /// length, so that lookup is a handful of integer comparisons.
+    /// A name of at most 8 bytes folded to lower case and packed into an integer, so that
+    /// lookup is a handful of integer comparisons. `nil` for a name no command can match.
     static func pack(_ name: UnsafeRawBufferPointer) -> UInt64? {
         guard !name.isEmpty, name.count <= 8 else { return nil }
         var packed: UInt64 = 0

@@ -1,6 +1,11 @@
 import Engine
 
 /// How the append-only log is synced to disk when `durability = log`.
+/// `log_level`: the least severe level written to standard error (swift-log's levels).
+enum LogLevel: String, Sendable, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+}
+
 enum FsyncPolicy: String, Sendable, CaseIterable {
     /// After every append, before the write is acknowledged.
     case always
@@ -59,6 +64,8 @@ struct BrainConfiguration: Sendable, Equatable {
     var durability: Durability
     /// How the log is synced when ``durability`` is `log`.
     var fsync: FsyncPolicy
+    /// The least severe level logged.
+    var logLevel: LogLevel = .info
     /// The `[s3]` section.
     var s3: S3Settings
 
@@ -139,7 +146,7 @@ struct BrainConfiguration: Sendable, Equatable {
             && lhs.maxMemory == rhs.maxMemory && lhs.maxDirtyBytes == rhs.maxDirtyBytes
             && lhs.idleTTL == rhs.idleTTL && lhs.flushDelay == rhs.flushDelay
             && lhs.maxDirtyAge == rhs.maxDirtyAge && lhs.shutdownTimeout == rhs.shutdownTimeout
-            && lhs.durability == rhs.durability && lhs.fsync == rhs.fsync && lhs.s3 == rhs.s3
+            && lhs.durability == rhs.durability && lhs.fsync == rhs.fsync && lhs.s3 == rhs.s3 && lhs.logLevel == rhs.logLevel
     }
 
     private static func defaultBackend(dataDirectory: String) -> BackendLocation {
@@ -191,6 +198,8 @@ struct BrainConfiguration: Sendable, Equatable {
                 durability = try Self.choice(value, among: Durability.allCases)
             case .fsync:
                 fsync = try Self.choice(value, among: FsyncPolicy.allCases)
+            case .logLevel:
+                logLevel = try Self.choice(value, among: LogLevel.allCases)
             case .s3Endpoint:
                 s3.endpoint = try Self.endpoint(value.text(expecting: "a URL such as \"http://127.0.0.1:5000\""))
             case .s3Region:

@@ -21,6 +21,7 @@ enum ConfigurationKey: String, CaseIterable, Sendable {
     case shutdownTimeout = "shutdown_timeout"
     case durability
     case fsync
+    case logLevel = "log_level"
     case s3Endpoint = "s3.endpoint"
     case s3Region = "s3.region"
 
@@ -63,6 +64,7 @@ enum ConfigurationKey: String, CaseIterable, Sendable {
         case .idleTTL, .flushDelay, .maxDirtyAge, .shutdownTimeout: "DURATION"
         case .durability: "memory|log|backend"
         case .fsync: "always|everysec|no"
+        case .logLevel: "LEVEL"
         case .s3Region: "REGION"
         }
     }
@@ -88,6 +90,7 @@ enum ConfigurationKey: String, CaseIterable, Sendable {
         case .shutdownTimeout: "time to write back every dirty entry on shutdown before spilling to data_dir"
         case .durability: "when a write is acknowledged: memory, log (local append-only log) or backend"
         case .fsync: "how the log is synced when durability = log: always, everysec or no"
+        case .logLevel: "least severe log level written to standard error: trace, debug, info, notice, warning, error or critical"
         case .s3Endpoint: "URL of an S3-compatible server, addressed path style; unset: AWS S3"
         case .s3Region: "region used to sign S3 requests; unset: AWS_REGION from the environment"
         }
@@ -111,6 +114,7 @@ enum ConfigurationKey: String, CaseIterable, Sendable {
         case .shutdownTimeout: "30s"
         case .durability: "memory"
         case .fsync: "everysec"
+        case .logLevel: "info"
         }
     }
 

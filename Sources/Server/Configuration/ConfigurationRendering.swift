@@ -67,6 +67,7 @@ extension BrainConfiguration {
         case .shutdownTimeout: TOMLText.quoted(ConfigurationUnits.formatDuration(shutdownTimeout))
         case .durability: TOMLText.quoted(durability.rawValue)
         case .fsync: TOMLText.quoted(fsync.rawValue)
+        case .logLevel: TOMLText.quoted(logLevel.rawValue)
         case .s3Endpoint: s3.endpoint.map(TOMLText.quoted)
         case .s3Region: s3.region.map(TOMLText.quoted)
         }
