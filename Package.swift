@@ -10,6 +10,8 @@ let package = Package(
     products: [
         .executable(name: "brain", targets: ["Server"]),
         .library(name: "Engine", targets: ["Engine"]),
+        .library(name: "LineProtocol", targets: ["LineProtocol"]),
+        .library(name: "S3Backend", targets: ["S3Backend"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

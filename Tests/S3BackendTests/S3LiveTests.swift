@@ -333,9 +333,12 @@ final class S3UnreachableTests: XCTestCase {
         for message in messages {
             XCTAssertTrue(message.hasPrefix("get brain/string/k: "), message)
         }
-        // Five failures within a second make one line, naming the key and the cause.
+        // Failures are logged at most once a second (the limiter's exact timing is unit-tested
+        // in S3ResponseMappingTests with an injected clock): five failures that end together
+        // make fewer lines than failures, each naming the key and the cause.
         let lines = log.lines.filter { $0.message == "S3 request failed" }
-        XCTAssertEqual(lines.count, 1)
+        XCTAssertGreaterThanOrEqual(lines.count, 1)
+        XCTAssertLessThan(lines.count, 5)
         XCTAssertEqual(lines.first?.level, .warning)
         XCTAssertEqual(lines.first?.metadata["key"], "brain/string/k")
         XCTAssertEqual(lines.first?.metadata["code"], "unavailable")

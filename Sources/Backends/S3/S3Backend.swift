@@ -53,7 +53,9 @@ public final class S3Backend: Backend {
         self.timeout = timeout
         var http = HTTPClient.Configuration()
         http.redirectConfiguration = .disallow
-        http.timeout = .init(connect: min(timeout, .seconds(10)), read: timeout)
+        // A short connect timeout: the client retries a refused connection until it, and a
+        // read-through of a key not in memory should fail fast while the backend is down.
+        http.timeout = .init(connect: min(timeout, .seconds(3)), read: timeout)
         http.connectionPool = .init(
             idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maximumConnections)
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)
