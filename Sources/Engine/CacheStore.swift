@@ -5,8 +5,8 @@ import Synchronization
 final class Shard: Sendable {
     let state: Mutex<ShardState>
 
-    init(settings: EngineSettings, budget: MemoryBudget, dirtyBytes: DirtyBytes) {
-        state = Mutex(ShardState(settings: settings, budget: budget, dirtyBytes: dirtyBytes))
+    init(settings: EngineSettings, budget: MemoryBudget, dirtyBytes: DirtyBytes, log: AppendOnlyLog?) {
+        state = Mutex(ShardState(settings: settings, budget: budget, dirtyBytes: dirtyBytes, log: log))
     }
 }
 
@@ -34,14 +34,17 @@ public final class CacheStore: Store {
     let metrics: Metrics
     let logger: Logger
     let errorLog: RateLimitedLog
+    /// The append-only log (durability `log`), or `nil`.
+    public let log: AppendOnlyLog?
     private let startedAt: Int64
     private let rate = Mutex<(time: Int64, total: Int, perSecond: Double)>((0, 0, 0))
 
     /// Creates a store over `backend`. Backend requests are counted in `metrics`.
     public init(
         configuration: EngineConfiguration, backend: any Backend, metrics: Metrics,
-        clock: any EngineClock = MonotonicClock(), logger: Logger
+        clock: any EngineClock = MonotonicClock(), logger: Logger, log: AppendOnlyLog? = nil
     ) {
+        self.log = log
         self.configuration = configuration
         settings = EngineSettings(configuration)
         budget = MemoryBudget(limit: configuration.maxMemory)
@@ -55,7 +58,7 @@ public final class CacheStore: Store {
         let budget = budget
         let dirtyBytes = dirtyBytes
         shards = (0..<max(1, configuration.shardCount)).map { _ in
-            Shard(settings: settings, budget: budget, dirtyBytes: dirtyBytes)
+            Shard(settings: settings, budget: budget, dirtyBytes: dirtyBytes, log: log)
         }
     }
 
@@ -87,17 +90,29 @@ public final class CacheStore: Store {
         }
         let hash = Self.hash(namespace, key)
         let shard = shards[Int(hash >> 40) % shards.count]
+        let logged = log != nil && configuration.durability == .log && command.changesPersistedData
+        if logged, let log, !log.isAccepting {
+            return .error(EngineError(.logUnavailable, "the append-only log cannot be written (is the disk full?); writes are refused until it can"))
+        }
         var memoryRetries = 0
         while true {
             let now = clock.nowMilliseconds()
             let durability = configuration.durability
             let maxValueBytes = configuration.maxValueBytes
-            let step = shard.state.withLock { state in
+            let (step, lsn) = shard.state.withLock { state in
                 key.withUnsafeBytes { keyBytes in
-                    state.apply(
+                    state.pendingLSN = 0
+                    let step = state.apply(
                         command, key: keyBytes, hash: hash, prepared: prepared, now: now,
                         durability: durability, maxValueBytes: maxValueBytes)
+                    return (step, state.pendingLSN)
                 }
+            }
+            if logged, lsn > 0, case .reply(let reply) = step, let log {
+                // Acknowledge only once the log holds the change as durably as `fsync` says.
+                return await log.waitDurable(lsn)
+                    ? reply
+                    : .error(EngineError(.logUnavailable, "the change could not be written to the append-only log; it is kept in memory and will be written back, but was not logged"))
             }
             switch step {
             case .reply(.error(let error)) where error.code == .outOfMemory && memoryRetries < 3:
@@ -322,6 +337,20 @@ public final class CacheStore: Store {
         for shard in shards {
             shard.state.withLock { $0.sweep(now: now, budget: budgetPerShard) }
         }
+    }
+
+    /// Deletes log segments that hold only changes already written back.
+    func compactLog() {
+        guard let log else { return }
+        var oldest = log.nextLSN
+        for shard in shards {
+            shard.state.withLock { state in
+                for entry in state.meta where entry.hash != 0 && entry.state == .dirty && entry.dirtyLSN > 0 {
+                    oldest = min(oldest, entry.dirtyLSN)
+                }
+            }
+        }
+        log.discard(olderThan: oldest)
     }
 
     /// Dirty entries (including those being written) across every shard.

@@ -47,6 +47,14 @@ public enum Command: Sendable {
     /// Deletes fields of a hash, or the whole hash when `fields` is empty (`hdel`, `hpdel`).
     case hashDelete(key: [UInt8], fields: [[UInt8]], persist: Bool)
 
+    /// Whether the command changes a persisted value (anything but volatile values and reads).
+    public var changesPersistedData: Bool {
+        switch self {
+        case .set, .setTerm, .delete, .hashSet, .hashDelete: true
+        case .get, .persist, .volatileGet, .volatileSet, .volatileDelete, .hashGet: false
+        }
+    }
+
     /// The key the command acts on.
     public var key: [UInt8] {
         switch self {

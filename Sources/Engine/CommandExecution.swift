@@ -182,7 +182,11 @@ extension ShardState {
         }
         let oldDirty = entry.state == .dirty ? Int(entry.rawLength) : 0
         if entry.backendType == EntryMeta.noType && !entry.flags.contains(.writing) {
-            // The backend never held this key: forget it, and remember it as absent.
+            // The backend never held this key: forget it, and remember it as absent. The log
+            // must still say so, or a replay would bring the value back.
+            if let log {
+                pendingLSN = log.append(type: entry.type, key: key(of: id), value: nil, encoding: .bytes)
+            }
             dirtyBytes.add(-oldDirty)
             try! replaceValue(id, nil)
             meta[Int(id)].state = .absent

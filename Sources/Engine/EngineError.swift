@@ -20,14 +20,8 @@ public struct EngineError: Error, Sendable, Equatable, CustomStringConvertible {
         /// A persist-now command's backend write was not acknowledged in time. The change is
         /// kept in memory and written back later.
         case persistFailed = "persist_failed"
-        /// The command did not finish within the execution timeout.
-        case timeout
-        /// The node is shutting down and takes no more writes.
-        case shuttingDown = "shutting_down"
-        /// The command was malformed (transports use it for parse errors).
-        case badCommand = "bad_command"
-        /// The client must `auth` first.
-        case authRequired = "auth_required"
+        /// The append-only log cannot be written (durability `log`): the write is refused.
+        case logUnavailable = "log_unavailable"
     }
 
     public var code: Code

@@ -69,6 +69,13 @@ struct EntryMeta {
     /// The type under which the backend holds this key's object, or ``noType``: a string
     /// that replaces a term (or the reverse) must delete the other object.
     var backendType: UInt8 = EntryMeta.noType
+    /// The lsn of the append-only log's record of the oldest change not yet written back
+    /// (durability `log`); log segments older than every dirty entry's are deleted.
+    var dirtyLSN: UInt64 = 0
+    /// The lsn of the latest change's record.
+    var lastLSN: UInt64 = 0
+    /// ``lastLSN`` when the write in flight began.
+    var writingLSN: UInt64 = 0
     /// Which namespace the key lives in (see ``Namespace``).
     var namespace: Namespace = .value
 

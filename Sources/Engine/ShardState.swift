@@ -37,6 +37,10 @@ struct WriteJob {
 struct ShardState: ~Copyable {
     let settings: EngineSettings
     let dirtyBytes: DirtyBytes
+    /// The append-only log changes are appended to (durability `log`), or `nil`.
+    let log: AppendOnlyLog?
+    /// The lsn of the last change a command appended to the log, for the caller to wait on.
+    var pendingLSN: UInt64 = 0
     var slab: Slab
     var meta: [EntryMeta] = []
     var freeIds: [UInt32] = []
@@ -56,9 +60,10 @@ struct ShardState: ~Copyable {
     var sweepCursor = 0
     var inFlightWrites = 0
 
-    init(settings: EngineSettings, budget: MemoryBudget, dirtyBytes: DirtyBytes) {
+    init(settings: EngineSettings, budget: MemoryBudget, dirtyBytes: DirtyBytes, log: AppendOnlyLog?) {
         self.settings = settings
         self.dirtyBytes = dirtyBytes
+        self.log = log
         slab = Slab(classes: settings.sizeClasses, budget: budget)
         accountIndex()
     }
@@ -364,13 +369,23 @@ struct ShardState: ~Copyable {
         max(min(entry.lastWrite + settings.flushDelay, entry.dirtySince + settings.maxDirtyAge), entry.retryAfter)
     }
 
-    /// Marks an entry changed: a new version, dirty, queued for write-back.
-    mutating func markDirty(_ id: UInt32, now: Int64, oldDirtyBytes: Int) {
+    /// Marks an entry changed: a new version, dirty, queued for write-back, and appended to
+    /// the log when there is one (a replayed change carries the lsn it already has).
+    mutating func markDirty(_ id: UInt32, now: Int64, oldDirtyBytes: Int, replayedLSN: UInt64? = nil) {
         var entry = meta[Int(id)]
         entry.version += 1
         entry.lastWrite = now
         entry.lastAccess = now
         entry.flags.insert(.referenced)
+        if let log, entry.type.isPersisted {
+            let lsn = replayedLSN ?? log.append(
+                type: entry.type, key: key(of: id),
+                value: entry.flags.contains(.tombstone) ? nil : value(of: id),
+                encoding: entry.flags.contains(.erlangString) ? .erlangString : .bytes)
+            entry.lastLSN = lsn
+            if entry.state != .dirty { entry.dirtyLSN = lsn }
+            if replayedLSN == nil { pendingLSN = lsn }
+        }
         if entry.state != .dirty {
             entry.dirtySince = now
             entry.state = .dirty
@@ -421,6 +436,7 @@ struct ShardState: ~Copyable {
         var entry = meta[Int(id)]
         entry.flags.insert(.writing)
         entry.writingVersion = entry.version
+        entry.writingLSN = entry.lastLSN
         meta[Int(id)] = entry
         inFlightWrites += 1
         let tombstone = entry.flags.contains(.tombstone)
@@ -453,6 +469,10 @@ struct ShardState: ~Copyable {
                 } else {
                     entry.state = .clean
                 }
+            } else {
+                // Changes up to the written version are in the backend; their log records are
+                // no longer needed.
+                entry.dirtyLSN = entry.writingLSN + 1
             }
         } else {
             entry.attempts = entry.attempts == UInt8.max ? UInt8.max : entry.attempts + 1

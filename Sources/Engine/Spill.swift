@@ -79,16 +79,10 @@ public enum SpillFile {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         guard fd >= 0 else { throw SpillError("cannot create \(temporary): \(errnoText())") }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let text = errnoText()
-                close(fd)
-                throw SpillError("cannot write \(temporary): \(text)")
-            }
-            written += n
+        guard PosixFile.writeAll(fd, bytes) else {
+            let text = errnoText()
+            close(fd)
+            throw SpillError("cannot write \(temporary): \(text)")
         }
         guard fsync(fd) == 0 else {
             let text = errnoText()
@@ -97,29 +91,15 @@ public enum SpillFile {
         }
         close(fd)
         guard rename(temporary, path) == 0 else { throw SpillError("cannot rename \(temporary) to \(path): \(errnoText())") }
-        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        let dirFD = open(directory.isEmpty ? "." : directory, O_RDONLY)
-        if dirFD >= 0 {
-            fsync(dirFD)
-            close(dirFD)
-        }
+        PosixFile.syncDirectory(path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/"))
     }
 
     /// Reads the records of the spill file at `path`.
     public static func read(from path: String) throws(SpillError) -> [SpillRecord] {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw SpillError("cannot open \(path): \(errnoText())") }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SpillError("cannot read \(path): \(errnoText())")
-            }
-            if n == 0 { break }
-            bytes += chunk[0..<n]
+        let bytes: [UInt8]
+        switch PosixFile.read(path) {
+        case .success(let read): bytes = read
+        case .failure(let error): throw SpillError(error.message)
         }
         do {
             return try decode(bytes)
@@ -146,7 +126,7 @@ public enum SpillFile {
         return hash
     }
 
-    private static func errnoText() -> String { String(cString: strerror(errno)) }
+    private static func errnoText() -> String { PosixFile.errnoText() }
 }
 
 /// A spill file could not be written or read.
@@ -179,8 +159,20 @@ extension CacheStore {
     /// Applies spilled entries as dirty changes, to be written back. The backend is not read:
     /// a spilled value is newer than anything it holds.
     public func restore(_ records: [SpillRecord]) throws(EngineError) {
+        try restore(records.map { ($0, nil) })
+    }
+
+    /// Applies the latest log records found at start-up, as dirty changes to write back.
+    /// They keep their lsns: the log already holds them.
+    public func replay(_ records: [LogRecord]) throws(EngineError) {
+        try restore(records.map {
+            (SpillRecord(type: $0.type, key: $0.key, value: $0.value, encoding: $0.encoding), $0.lsn)
+        })
+    }
+
+    private func restore(_ records: [(SpillRecord, UInt64?)]) throws(EngineError) {
         let now = clock.nowMilliseconds()
-        for record in records {
+        for (record, lsn) in records {
             let namespace = Namespace(record.type)
             let hash = Self.hash(namespace, record.key)
             let shard = shards[Int(hash >> 40) % shards.count]
@@ -206,7 +198,7 @@ extension CacheStore {
                         } else if record.encoding == .erlangString {
                             state.meta[Int(id)].flags.insert(.erlangString)
                         }
-                        state.markDirty(id, now: now, oldDirtyBytes: 0)
+                        state.markDirty(id, now: now, oldDirtyBytes: 0, replayedLSN: lsn)
                         return .success(())
                     } catch {
                         return .failure(error)

@@ -77,6 +77,7 @@ public final class WriteBackService: Service {
             if now - lastSecond >= 1000 {
                 lastSecond = now
                 store.sweep(budgetPerShard: 10_000)
+                store.compactLog()
                 store.sampleRate()
                 if force {
                     logger.info("write-back: \(store.dirtyCount) dirty entries left to write")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Engine
 import Foundation
 
 /// `brain`: one executable for the node and its tools (DESIGN.md, "Interface contract").
@@ -13,7 +14,7 @@ struct Brain: AsyncParsableCommand {
             Talk to it:
               brain console
             """,
-        subcommands: [Serve.self, ConfigCommand.self, ConsoleCommand.self]
+        subcommands: [Serve.self, ConfigCommand.self, ConsoleCommand.self, LogCommand.self, Bench.self]
     )
 }
 
@@ -90,5 +91,73 @@ struct ConsoleCommand: AsyncParsableCommand {
         let secret = secret ?? ProcessInfo.processInfo.environment["BRAIN_SECRET"]
         let status = await Console.run(host: host, port: port, secret: secret)
         if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// `brain log`: inspect and repair the append-only log under `data_dir/log`.
+struct LogCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "log",
+        abstract: "Inspect or repair the append-only log (durability = log).",
+        subcommands: [Check.self, Repair.self]
+    )
+
+    /// Finds the log directory from the same settings `brain serve` takes.
+    static func directory(_ settings: [String]) throws -> String {
+        do {
+            let configuration = try BrainConfiguration.load(
+                arguments: settings, environment: ProcessInfo.processInfo.environment,
+                currentDirectory: FileManager.default.currentDirectoryPath)
+            return configuration.dataDirectory + "/log"
+        } catch {
+            FileHandle.standardError.write(Data("brain: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+
+    /// `brain log check`: reads every segment and reports records, a torn tail, or damage.
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Read every log segment; exit 0 if the log is whole (a torn tail included), 1 if it is damaged.")
+
+        @Argument(parsing: .captureForPassthrough, help: "The settings `brain serve` takes (e.g. --data-dir PATH).")
+        var settings: [String] = []
+
+        func run() async throws {
+            let directory = try LogCommand.directory(settings)
+            let scan = try AppendOnlyLog.scan(directory: directory)
+            print("log \(directory): \(scan.segments.count) segments, \(scan.records) records, \(scan.latest.count) keys, last lsn \(scan.lastLSN)")
+            for segment in scan.segments { print("  \(segment.path)  \(segment.bytes) bytes") }
+            if let tail = scan.tornTail {
+                print("torn tail: \(tail.path) after byte \(tail.validBytes) (\(tail.fileBytes - tail.validBytes) bytes); the next start cuts it off")
+            }
+            if let damage = scan.damage {
+                print("DAMAGED: \(damage.path) at byte \(damage.offset): \(damage.reason)")
+                print("run `brain log repair` with the same settings to cut it off (the bytes are kept aside)")
+                throw ExitCode(1)
+            }
+            print("ok")
+        }
+    }
+
+    /// `brain log repair`: cuts a damaged segment at the damage, keeping the rest aside.
+    struct Repair: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Cut the log at the first damaged record; the bytes from there on are kept in <segment>.damaged.")
+
+        @Argument(parsing: .captureForPassthrough, help: "The settings `brain serve` takes (e.g. --data-dir PATH).")
+        var settings: [String] = []
+
+        func run() async throws {
+            let directory = try LogCommand.directory(settings)
+            let scan = try AppendOnlyLog.scan(directory: directory)
+            guard let damage = scan.damage else {
+                print("log \(directory): no damage found; nothing to repair")
+                return
+            }
+            let setAside = try AppendOnlyLog.repair(damage)
+            print("cut \(damage.path) at byte \(damage.offset) (\(damage.reason)); \(setAside) bytes kept in \(damage.path).damaged")
+            print("records after the damage in that segment are lost; newer segments are kept")
+        }
     }
 }

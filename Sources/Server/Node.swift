@@ -31,10 +31,6 @@ enum Node {
         bootstrapLogging(level: Logger.Level(rawValue: configuration.logLevel.rawValue) ?? .info)
         let logger = Logger(label: "brain")
 
-        if configuration.durability == .log {
-            printError("brain: config: durability = \"log\": the append-only log is not built yet; use memory or backend")
-            return 2
-        }
         do {
             try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         } catch {
@@ -51,10 +47,57 @@ enum Node {
         }
         logger.info("brain starting: backend \(backend.description), data_dir \(configuration.dataDirectory)")
 
+        // The append-only log: replayed whenever it holds changes (even if durability is no
+        // longer `log`, its changes must not be lost), appended to when durability is `log`.
+        let logDirectory = configuration.dataDirectory + "/log"
+        let scan: LogScan
+        do {
+            scan = try AppendOnlyLog.scan(directory: logDirectory)
+        } catch {
+            printError("brain: \(error)")
+            return 1
+        }
+        if let damage = scan.damage {
+            printError("""
+                brain: the append-only log is damaged: \(damage.path) at byte \(damage.offset): \(damage.reason).
+                  Records after the damage cannot be trusted, so the node does not start.
+                  Inspect it with:  brain log check --data-dir \(configuration.dataDirectory)
+                  Cut the damage off (the bytes are kept in a .damaged file) with:  brain log repair --data-dir \(configuration.dataDirectory)
+                """)
+            return 1
+        }
+        if let tail = scan.tornTail {
+            logger.warning("append-only log: \(tail.path) ends with a torn record (\(tail.fileBytes - tail.validBytes) bytes after byte \(tail.validBytes)); cutting it off")
+            do { try AppendOnlyLog.cutTornTail(tail) } catch {
+                printError("brain: \(error)")
+                return 1
+            }
+        }
+        var log: AppendOnlyLog? = nil
+        if configuration.durability == .log || !scan.latest.isEmpty {
+            do {
+                let opened = try AppendOnlyLog(directory: logDirectory, fsync: LogFsync(rawValue: configuration.fsync.rawValue) ?? .everysec, logger: logger)
+                try opened.start(after: scan.lastLSN)
+                log = opened
+            } catch {
+                printError("brain: config: data_dir = \(configuration.dataDirectory): \(error)")
+                return 2
+            }
+        }
+
         let metrics = Metrics()
         let store = CacheStore(
             configuration: engineConfiguration(configuration), backend: backend, metrics: metrics,
-            logger: logger)
+            logger: logger, log: log)
+        if !scan.latest.isEmpty {
+            do {
+                try store.replay(scan.latest)
+                logger.notice("append-only log: replayed \(scan.latest.count) changes (\(scan.records) records); they are written back now")
+            } catch {
+                printError("brain: cannot replay the append-only log: \(error)")
+                return 1
+            }
+        }
         let spills = spillFiles(in: configuration.dataDirectory)
         if !spills.isEmpty {
             await recover(spills, into: store, configuration: configuration, logger: logger)
@@ -95,6 +138,8 @@ enum Node {
         }
         readiness.set(false)
 
+        // Every change is in the backend: the log may go. Otherwise keep it for the next start.
+        log?.close(removeSegments: writeBack.drained)
         if writeBack.drained {
             removeFiles(spills, logger: logger)
         } else {

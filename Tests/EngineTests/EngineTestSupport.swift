@@ -66,7 +66,7 @@ struct StoreFixture {
     let metrics = Metrics()
     let store: CacheStore
 
-    init(_ configure: (inout EngineConfiguration) -> Void = { _ in }) {
+    init(log: AppendOnlyLog? = nil, _ configure: (inout EngineConfiguration) -> Void = { _ in }) {
         var configuration = EngineConfiguration()
         configuration.maxMemory = 64 << 20
         configuration.flushDelay = .seconds(2)
@@ -76,7 +76,7 @@ struct StoreFixture {
         configure(&configuration)
         store = CacheStore(
             configuration: configuration, backend: backend, metrics: metrics, clock: clock,
-            logger: Logger(label: "test"))
+            logger: Logger(label: "test"), log: log)
     }
 
     /// Runs every write-back job that is due now, to completion.
