@@ -97,8 +97,8 @@ final class AppendOnlyLogTests: XCTestCase {
         let second = encode((6...9).map { LogRecord(lsn: $0, type: .string, key: Array("b\($0)".utf8), value: Array("y".utf8)) })
         let path1 = directory + "/00000000000000000001.brainlog"
         let path2 = directory + "/00000000000000000006.brainlog"
-        FileManager.default.createFile(atPath: path1, contents: Data(first))
-        FileManager.default.createFile(atPath: path2, contents: Data(second.dropLast(3)))
+        _ = FileManager.default.createFile(atPath: path1, contents: Data(first))
+        _ = FileManager.default.createFile(atPath: path2, contents: Data(second.dropLast(3)))
 
         var scan = try AppendOnlyLog.scan(directory: directory)
         XCTAssertNil(scan.damage)
@@ -112,7 +112,7 @@ final class AppendOnlyLogTests: XCTestCase {
 
         var damaged = first
         damaged[first.count / 2] ^= 0x40
-        FileManager.default.createFile(atPath: path1, contents: Data(damaged))
+        _ = FileManager.default.createFile(atPath: path1, contents: Data(damaged))
         scan = try AppendOnlyLog.scan(directory: directory)
         let damage = try XCTUnwrap(scan.damage, "damage followed by newer records is not a torn tail")
         XCTAssertEqual(damage.path, path1)
