@@ -60,7 +60,9 @@ public final class WriteBackService: Service {
         let capacity = store.configuration.writeBackConcurrency
         var startShard = 0
         var lastSecond = store.clock.nowMilliseconds()
-        while !done() {
+        // Cancellation (the service group failing) ends the loop too: sleeps return at once
+        // when cancelled, so waiting on `done()` alone would spin.
+        while !done() && !Task.isCancelled {
             let free = capacity - inFlight.load(ordering: .relaxed)
             if free > 0 {
                 let jobs = store.takeDueJobs(limit: free, force: force, startShard: startShard)

@@ -14,7 +14,7 @@ struct Brain: AsyncParsableCommand {
             Talk to it:
               brain console
             """,
-        subcommands: [Serve.self, ConfigCommand.self, ConsoleCommand.self, LogCommand.self]
+        subcommands: [Serve.self, ConfigCommand.self, ConsoleCommand.self, LogCommand.self, Bench.self]
     )
 }
 

@@ -1,4 +1,5 @@
 import Engine
+import ErlangTransport
 import Foundation
 import LineProtocol
 import LocalDiskBackend
@@ -30,6 +31,22 @@ enum Node {
         }
         bootstrapLogging(level: Logger.Level(rawValue: configuration.logLevel.rawValue) ?? .info)
         let logger = Logger(label: "brain")
+
+        // The Erlang transport's cookie: the secret, else ~/.erlang.cookie read as erl reads it.
+        var erlangCookie: String?
+        if let node = configuration.erlangNode {
+            if let secret = configuration.secret {
+                erlangCookie = secret
+            } else {
+                do {
+                    erlangCookie = try ErlangCookie.load(home: environment["HOME"] ?? NSHomeDirectory())
+                } catch {
+                    printError(
+                        "brain: config: erlang_node = \"\(node)\" needs a cookie: set secret (BRAIN_SECRET, --secret) or create ~/.erlang.cookie as erl does (\(error.message))")
+                    return 2
+                }
+            }
+        }
 
         do {
             try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
@@ -123,6 +140,17 @@ enum Node {
                     Task { await group?.triggerGracefulShutdown() }
                 })
             services.append(.init(service: line))
+        }
+        if let node = configuration.erlangNode, let cookie = erlangCookie {
+            let erlang = ErlangTransport(
+                configuration: ErlangTransportConfiguration(
+                    nodeName: node, cookie: cookie, host: configuration.bind, port: configuration.erlangPort,
+                    registeredName: configuration.erlangName,
+                    epmdPort: environment["ERL_EPMD_PORT"].flatMap { Int($0) } ?? EPMDProtocol.defaultPort),
+                store: store, metrics: metrics, logger: logger)
+            // A start-up failure (epmd unavailable, name in use) stops the node gracefully, so
+            // the write-back drains and the process exits 1 with the transport's error.
+            services.append(.init(service: erlang, failureTerminationBehavior: .gracefullyShutdownGroup))
         }
         let group = ServiceGroup(configuration: .init(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

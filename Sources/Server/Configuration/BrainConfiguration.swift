@@ -41,6 +41,8 @@ struct BrainConfiguration: Sendable, Equatable {
     var erlangNode: String?
     /// The Erlang node's distribution port; 0 means any free port.
     var erlangPort: Int
+    /// The registered name the Erlang transport serves (`{brain, Node} ! Msg`).
+    var erlangName: String = "brain"
     /// The address every port binds to: an IP literal or a host name.
     var bind: String
     /// The shared secret: `auth` password for line clients and Erlang cookie; `nil` if unset.
@@ -147,6 +149,7 @@ struct BrainConfiguration: Sendable, Equatable {
             && lhs.idleTTL == rhs.idleTTL && lhs.flushDelay == rhs.flushDelay
             && lhs.maxDirtyAge == rhs.maxDirtyAge && lhs.shutdownTimeout == rhs.shutdownTimeout
             && lhs.durability == rhs.durability && lhs.fsync == rhs.fsync && lhs.s3 == rhs.s3 && lhs.logLevel == rhs.logLevel
+            && lhs.erlangName == rhs.erlangName
     }
 
     private static func defaultBackend(dataDirectory: String) -> BackendLocation {
@@ -171,6 +174,8 @@ struct BrainConfiguration: Sendable, Equatable {
                 erlangPort = try Self.port(value, zero: "0 picks any free port")
             case .erlangNode:
                 erlangNode = try Self.erlangNode(value.text(expecting: "a node name such as \"brain@127.0.0.1\""))
+            case .erlangName:
+                erlangName = try Self.erlangName(value.text(expecting: "a name such as \"brain\""))
             case .bind:
                 let address = try value.text(expecting: "an address such as \"127.0.0.1\"")
                 _ = try BindAddress.isLoopback(address)
@@ -301,6 +306,15 @@ struct BrainConfiguration: Sendable, Equatable {
         else { throw InvalidValue("the name before @ may hold only letters, digits, '_' and '-'; \(usage)") }
         guard parts[1].utf8.allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") })
         else { throw InvalidValue("the host after @ may hold only letters, digits, '.' and '-'; \(usage)") }
+        return text
+    }
+
+    private static func erlangName(_ text: String) throws(InvalidValue) -> String {
+        guard !text.isEmpty else { throw InvalidValue("must not be empty; use a name such as brain") }
+        guard !hasControlCharacter(text) else { throw InvalidValue("holds a control character") }
+        guard text.unicodeScalars.count <= 255 else {
+            throw InvalidValue("is longer than 255 characters, the most an Erlang atom holds")
+        }
         return text
     }
 

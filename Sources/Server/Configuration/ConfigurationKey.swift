@@ -10,6 +10,7 @@ enum ConfigurationKey: String, CaseIterable, Sendable {
     case adminPort = "admin_port"
     case erlangNode = "erlang_node"
     case erlangPort = "erlang_port"
+    case erlangName = "erlang_name"
     case bind
     case secret
     case dataDirectory = "data_dir"
@@ -57,6 +58,7 @@ enum ConfigurationKey: String, CaseIterable, Sendable {
         case .backend, .s3Endpoint: "URL"
         case .linePort, .adminPort, .erlangPort: "PORT"
         case .erlangNode: "NAME@HOST"
+        case .erlangName: "NAME"
         case .bind: "ADDRESS"
         case .secret: "SECRET"
         case .dataDirectory: "PATH"
@@ -78,6 +80,7 @@ enum ConfigurationKey: String, CaseIterable, Sendable {
         case .adminPort: "HTTP port serving /metrics, /health and /ready; 0 turns it off"
         case .erlangNode: "Erlang node name, e.g. brain@127.0.0.1; unset turns the Erlang transport off"
         case .erlangPort: "distribution port of the Erlang node; 0 picks any free port"
+        case .erlangName: "registered name Erlang clients send to: {brain, 'brain@127.0.0.1'} ! Msg"
         case .bind: "address every port listens on; a non-loopback address requires secret"
         case .secret: "password line clients must `auth` with, and the Erlang cookie"
         case .dataDirectory: "directory for local state: the log, the spill file, the default file backend"
@@ -104,6 +107,7 @@ enum ConfigurationKey: String, CaseIterable, Sendable {
         case .adminPort: "3698"
         case .erlangNode, .secret, .s3Endpoint, .s3Region: "unset"
         case .erlangPort: "0"
+        case .erlangName: "brain"
         case .bind: "127.0.0.1"
         case .dataDirectory: "./brain-data"
         case .maxMemory: "1gb"

@@ -56,6 +56,7 @@ extension BrainConfiguration {
         case .adminPort: String(adminPort)
         case .erlangNode: erlangNode.map(TOMLText.quoted)
         case .erlangPort: String(erlangPort)
+        case .erlangName: TOMLText.quoted(erlangName)
         case .bind: TOMLText.quoted(bind)
         case .secret: secret.map { TOMLText.quoted(maskSecret ? Self.maskedSecret : $0) }
         case .dataDirectory: TOMLText.quoted(dataDirectory)

@@ -1,0 +1,92 @@
+import NIOCore
+import Synchronization
+
+/// A connected link: one peer node after its handshake, and the connection that carries it.
+///
+/// Writes may come from any task: each frame is written whole, so frames never interleave.
+final class Link: Sendable {
+    /// The node at the other end.
+    let peer: DistributionHandshake.Peer
+    /// The connection.
+    let channel: any Channel
+    private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    private let readCount = Atomic<UInt64>(0)
+    private let writeCount = Atomic<UInt64>(0)
+
+    init(peer: DistributionHandshake.Peer, channel: any Channel, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
+        self.peer = peer
+        self.channel = channel
+        self.outbound = outbound
+    }
+
+    /// Frames read so far, ticks included.
+    var framesRead: UInt64 { readCount.load(ordering: .relaxed) }
+    /// Frames written so far, ticks included.
+    var framesWritten: UInt64 { writeCount.load(ordering: .relaxed) }
+
+    /// Counts one frame read.
+    func noteRead() {
+        readCount.add(1, ordering: .relaxed)
+    }
+
+    /// Writes one frame, waiting while the peer is not reading fast enough: a slow peer slows
+    /// down only the tasks that write to it.
+    func write(_ frame: [UInt8]) async throws {
+        writeCount.add(1, ordering: .relaxed)
+        try await outbound.write(ByteBuffer(bytes: frame))
+    }
+
+    /// Writes one frame without waiting, if the connection can take it now; returns false
+    /// (and writes nothing) when the peer is behind. For replies written by the tasks of
+    /// other links, which must not wait on this one.
+    func writeIfWritable(_ frame: [UInt8]) -> Bool {
+        guard channel.isActive, channel.isWritable else { return false }
+        writeCount.add(1, ordering: .relaxed)
+        channel.writeAndFlush(ByteBuffer(bytes: frame), promise: nil)
+        return true
+    }
+
+    /// Stops reading from the peer; what was read is still handled, then the link closes.
+    func stopReading() {
+        let channel = self.channel
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenFailure { error in
+            if let error = error as? ChannelError, error == .inputClosed { return }
+            channel.close(promise: nil)
+        }
+        channel.close(mode: .input, promise: promise)
+    }
+
+    /// Closes the connection now.
+    func close() {
+        channel.close(promise: nil)
+    }
+}
+
+/// The connected links by peer node name: where a reply to a pid goes.
+final class LinkRegistry: Sendable {
+    private let links = Mutex<[String: Link]>([:])
+
+    /// Makes `link` the link of its peer's name; returns the link it replaces, if any (a
+    /// peer that reconnected before its old connection was seen closed).
+    func register(_ link: Link) -> Link? {
+        links.withLock { $0.updateValue(link, forKey: link.peer.name) }
+    }
+
+    /// Forgets `link`, unless another link of the same name has replaced it.
+    func remove(_ link: Link) {
+        links.withLock { links in
+            if links[link.peer.name] === link { links[link.peer.name] = nil }
+        }
+    }
+
+    /// The link to the node `name`.
+    func link(named name: String) -> Link? {
+        links.withLock { $0[name] }
+    }
+
+    /// The names of the connected nodes.
+    var names: [String] {
+        links.withLock { Array($0.keys) }
+    }
+}
