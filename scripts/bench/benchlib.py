@@ -36,7 +36,7 @@ def brain_binary(build: bool) -> Path:
     """`BRAIN_BINARY` when set; otherwise the release build, built first unless `build` is
     false (then it must already exist)."""
     if os.environ.get("BRAIN_BINARY"):
-        path = Path(os.environ["BRAIN_BINARY"])
+        path = Path(os.environ["BRAIN_BINARY"]).resolve()
         if not path.exists():
             raise BenchFailure(f"BRAIN_BINARY names a missing file: {path}")
         return path
@@ -384,6 +384,16 @@ def machine() -> dict:
 
 def load_average() -> float:
     return os.getloadavg()[0]
+
+
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy (user, nice, system, irq, softirq, steal),
+    from /proc/stat. Minus what the servers and `brain bench` used over a run, it is what
+    other processes took: a run where that is large was disturbed."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def busy_builds() -> list[str]:

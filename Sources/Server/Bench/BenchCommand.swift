@@ -9,7 +9,9 @@ extension ValueKind: ExpressibleByArgument {}
 struct Bench: AsyncParsableCommand {
     /// The workloads `--workload` names.
     enum WorkloadName: String, CaseIterable, ExpressibleByArgument, Sendable {
+        /// The get/set mix.
         case mix
+        /// The session replay.
         case sessions
     }
 

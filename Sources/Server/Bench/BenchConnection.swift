@@ -75,7 +75,9 @@ struct BenchConnection {
     var outboxSent = 0
     /// Received bytes; `inbox[inboxStart..<inboxEnd]` is not yet parsed.
     var inbox: [UInt8]
+    /// Where the unparsed bytes of ``inbox`` start.
     var inboxStart = 0
+    /// Where the received bytes of ``inbox`` end.
     var inboxEnd = 0
     /// The requests awaiting replies.
     var pending: PendingQueue

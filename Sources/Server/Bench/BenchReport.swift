@@ -5,11 +5,17 @@ import Histogram
 struct LatencySummary: Codable, Equatable, Sendable {
     /// Successful replies measured.
     var count: Int
+    /// The median.
     var p50: Double
+    /// The 90th percentile.
     var p90: Double
+    /// The 99th percentile.
     var p99: Double
+    /// The 99.9th percentile.
     var p999: Double
+    /// The longest.
     var max: Double
+    /// The arithmetic mean.
     var mean: Double
 
     /// The summary of `histogram` (nanoseconds), `nil` when it is empty.
@@ -68,30 +74,52 @@ struct PhaseResult: Codable, Equatable, Sendable {
 
 /// Everything a run reports: its settings, the warm-up, the measured phase, and the load
 /// generator's own CPU use.
+///
+/// The settings are echoed so that a saved result says what produced it; in JSON the keys
+/// are snake_case (`protocol_name`, `ops_per_sec`, `latency_us`, ...).
 struct BenchResult: Codable, Equatable, Sendable {
+    /// `brain`, `memcached` or `redis`.
     var protocolName: String
+    /// The server's host.
     var host: String
+    /// The server's port.
     var port: Int
+    /// Connections opened.
     var connections: Int
+    /// Requests in flight per connection at most.
     var pipeline: Int
+    /// Load-generator threads.
     var threads: Int
+    /// `mix` or `sessions`.
     var workload: String
+    /// The key space (the users, for sessions).
     var keys: Int
+    /// The value length, or `MIN-MAX`.
     var valueSize: String
+    /// `random` or `json`.
     var valueKind: String
+    /// The mix's `get:set` ratio.
     var ratio: String?
+    /// Sessions: users.
     var users: Int?
+    /// Sessions: updates per user.
     var updates: Int?
+    /// Sessions: a session's length in seconds.
     var sessionSeconds: Double?
+    /// Sessions: the arrival ramp in seconds.
     var rampSeconds: Double?
+    /// The seed of every random choice.
     var seed: UInt64
+    /// The warm-up, when there was one.
     var warmup: PhaseResult?
+    /// The measured phase.
     var measured: PhaseResult
     /// CPU seconds (user + system) the load generator used in the measured phase.
     var cpuSeconds: Double
     /// The machine's 1, 5 and 15-minute load averages when the run started.
     var loadAverage: [Double]
 
+    /// The result of a run of `settings`.
     init(settings: BenchSettings, warmup: PhaseResult?, measured: PhaseResult, cpuSeconds: Double, loadAverage: [Double]) {
         protocolName = settings.wire.rawValue
         host = settings.host
