@@ -64,12 +64,14 @@ public final class CacheStore: Store {
 
     // MARK: Commands
 
-    public func execute(_ command: Command) async -> Reply {
+    public func execute(_ command: Command, durability override: Durability?) async -> Reply {
         let key = command.key
         if key.isEmpty { return .error(EngineError(.emptyKey, "the key is empty")) }
         if key.count > configuration.maxKeyBytes {
             return .error(EngineError(.keyTooLong, "the key is \(key.count) bytes; the limit is \(configuration.maxKeyBytes)"))
         }
+        let durability = override ?? configuration.durability
+        if let override, let error = check(override, for: command) { return .error(error) }
         let namespace: Namespace
         var prepared: PreparedValue? = nil
         switch command {
@@ -90,14 +92,13 @@ public final class CacheStore: Store {
         }
         let hash = Self.hash(namespace, key)
         let shard = shards[Int(hash >> 40) % shards.count]
-        let logged = log != nil && configuration.durability == .log && command.changesPersistedData
+        let logged = log != nil && durability == .log && command.changesPersistedData
         if logged, let log, !log.isAccepting {
             return .error(EngineError(.logUnavailable, "the append-only log cannot be written (is the disk full?); writes are refused until it can"))
         }
         var memoryRetries = 0
         while true {
             let now = clock.nowMilliseconds()
-            let durability = configuration.durability
             let maxValueBytes = configuration.maxValueBytes
             let (step, lsn) = shard.state.withLock { state in
                 key.withUnsafeBytes { keyBytes in
@@ -147,6 +148,26 @@ public final class CacheStore: Store {
             }
         }
         return freed > 0
+    }
+
+    /// Why a command's durability override does not apply to it, or `nil` when it does.
+    private func check(_ override: Durability, for command: Command) -> EngineError? {
+        guard command.changesPersistedData else {
+            return EngineError(
+                .badOption,
+                "durability applies only to commands that change strings, terms or hashes (set, del, hsetkv, hdel and their persist-now forms)")
+        }
+        if command.persistsNow && override != .backend {
+            return EngineError(
+                .badOption,
+                "a persist-now command (pset, pdel, hpsetkv, hpdel) always waits for the backend; durability=\(override.rawValue) does not apply")
+        }
+        if override == .log && log == nil {
+            return EngineError(
+                .badOption,
+                "durability=log needs the append-only log, which this node does not keep (durability = \(configuration.durability.rawValue)); start it with durability = log")
+        }
+        return nil
     }
 
     private func checkSize(_ value: [UInt8]) -> EngineError? {

@@ -47,6 +47,17 @@ public enum Command: Sendable {
     /// Deletes fields of a hash, or the whole hash when `fields` is empty (`hdel`, `hpdel`).
     case hashDelete(key: [UInt8], fields: [[UInt8]], persist: Bool)
 
+    /// Whether the command writes to the backend before it replies, whatever the durability
+    /// (`pset`, `pdel`, `hpsetkv`, `hpdel`).
+    public var persistsNow: Bool {
+        switch self {
+        case .set(_, _, _, let persist), .setTerm(_, _, let persist), .delete(_, let persist),
+            .hashSet(_, _, _, let persist), .hashDelete(_, _, let persist):
+            persist
+        case .get, .persist, .volatileGet, .volatileSet, .volatileDelete, .hashGet: false
+        }
+    }
+
     /// Whether the command changes a persisted value (anything but volatile values and reads).
     public var changesPersistedData: Bool {
         switch self {
@@ -110,10 +121,21 @@ public enum Reply: Sendable, Equatable {
 public protocol Store: Sendable {
     /// Carries out one command and returns its reply. Never throws: failures are
     /// ``Reply/error(_:)`` with an ``EngineError``.
-    func execute(_ command: Command) async -> Reply
+    ///
+    /// - Parameter durability: this command's override of the node's `durability` setting,
+    ///   or `nil` for the setting. An override applies to writes of persisted data (strings,
+    ///   terms and hashes); on any other command it is ``EngineError/Code/badOption``.
+    func execute(_ command: Command, durability: Durability?) async -> Reply
 
     /// A snapshot of the node's state, for `info`.
     func info() -> StoreInfo
+}
+
+extension Store {
+    /// Carries out one command with the node's `durability` setting.
+    public func execute(_ command: Command) async -> Reply {
+        await execute(command, durability: nil)
+    }
 }
 
 /// A snapshot of a store's state, for `info` and the admin port.

@@ -22,6 +22,9 @@ public struct EngineError: Error, Sendable, Equatable, CustomStringConvertible {
         case persistFailed = "persist_failed"
         /// The append-only log cannot be written (durability `log`): the write is refused.
         case logUnavailable = "log_unavailable"
+        /// A per-command option that does not apply: a durability override on a command
+        /// that writes nothing persisted, or `log` on a node that keeps no log.
+        case badOption = "bad_option"
     }
 
     public var code: Code

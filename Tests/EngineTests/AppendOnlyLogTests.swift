@@ -151,6 +151,19 @@ final class AppendOnlyLogTests: XCTestCase {
         XCTAssertEqual(scan.latest.map { String(decoding: $0.key, as: UTF8.self) }, ["later"], "segments holding only written-back changes are gone")
     }
 
+    func testDurabilityLogPerCommandOnAMemoryNodeThatKeepsALog() async throws {
+        let log = try AppendOnlyLog(directory: directory, fsync: .always, logger: Logger(label: "test"))
+        try log.start(after: 0)
+        let fixture = StoreFixture(log: log) { $0.durability = .memory }
+        let reply = await fixture.store.execute(
+            .set(key: Array("k".utf8), value: Array("logged".utf8), encoding: .bytes, persist: false), durability: .log)
+        XCTAssertEqual(reply, .written(created: true))
+        // fsync = always: once the reply is out, the record is in the file.
+        let scan = try AppendOnlyLog.scan(directory: directory)
+        XCTAssertEqual(scan.latest.first?.value, Array("logged".utf8))
+        log.close(removeSegments: false)
+    }
+
     func testReplayedChangesAreWrittenBack() async throws {
         let fixture = StoreFixture()
         try fixture.store.replay([

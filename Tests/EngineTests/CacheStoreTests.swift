@@ -217,6 +217,52 @@ final class WriteBackTests: XCTestCase {
         XCTAssertEqual(fixture.object(.string, "d"), "v")
     }
 
+    func testADurabilityOverrideAppliesToOneCommand() async {
+        let fixture = StoreFixture()
+        let k = Array("k".utf8)
+        let logged = await fixture.store.execute(
+            .set(key: k, value: Array("now".utf8), encoding: .bytes, persist: false), durability: .backend)
+        XCTAssertEqual(logged, .written(created: true))
+        XCTAssertEqual(fixture.object(.string, "k"), "now", "durability=backend replies once the backend holds it")
+        _ = await fixture.store.set("k", "later")
+        XCTAssertEqual(fixture.object(.string, "k"), "now", "the node's own durability (memory) applies again")
+        let deleted = await fixture.store.execute(.delete(key: k, persist: false), durability: .backend)
+        XCTAssertEqual(deleted, .deleted(true))
+        XCTAssertNil(fixture.object(.string, "k"))
+
+        let memoryNode = StoreFixture { $0.durability = .backend }
+        _ = await memoryNode.store.execute(
+            .hashSet(key: k, field: Array("f".utf8), value: Array("v".utf8), persist: false), durability: .memory)
+        XCTAssertNil(memoryNode.object(.hash, "k"), "durability=memory on a backend node does not wait")
+        await memoryNode.flushDue(force: true)
+        XCTAssertEqual(memoryNode.object(.hash, "k"), #"{"f":"v"}"#)
+    }
+
+    func testADurabilityOverrideThatDoesNotApplyIsRefused() async {
+        let fixture = StoreFixture()
+        let k = Array("k".utf8)
+        let cases: [(Command, Durability, String)] = [
+            (.get(key: k), .backend, "durability applies only to commands that change strings, terms or hashes"),
+            (.volatileSet(key: k, value: [1]), .backend, "durability applies only to commands that change strings, terms or hashes"),
+            (.set(key: k, value: [1], encoding: .bytes, persist: true), .memory, "a persist-now command (pset, pdel, hpsetkv, hpdel) always waits for the backend; durability=memory does not apply"),
+            (.set(key: k, value: [1], encoding: .bytes, persist: false), .log, "durability=log needs the append-only log, which this node does not keep (durability = memory)"),
+        ]
+        for (command, durability, message) in cases {
+            let reply = await fixture.store.execute(command, durability: durability)
+            guard case .error(let error) = reply else {
+                XCTFail("\(command) with \(durability): \(reply)")
+                continue
+            }
+            XCTAssertEqual(error.code, .badOption)
+            XCTAssertTrue(error.message.hasPrefix(message), error.message)
+        }
+        let unchanged = await fixture.store.get("k")
+        XCTAssertEqual(unchanged, .notFound, "a refused command changes nothing")
+        let persisted = await fixture.store.execute(
+            .set(key: k, value: [1], encoding: .bytes, persist: true), durability: .backend)
+        XCTAssertEqual(persisted, .persisted(true), "backend on a persist-now command only repeats it")
+    }
+
     func testTheDirtyLimitRefusesWritesAndRecovers() async {
         let fixture = StoreFixture { $0.maxDirtyBytes = 1000 }
         fixture.backend.failWrites(BackendError(.unavailable, "down"))

@@ -24,7 +24,8 @@ final class ClientMessageTests: XCTestCase {
     private func command(of message: ClientMessage) -> String {
         switch message {
         case .set(let command), .get(let command, _), .persist(let command): "\(command)"
-        case .request(_, _, _, .command(let command)): "\(command)"
+        case .request(_, _, _, .command(let command, nil)): "\(command)"
+        case .request(_, _, _, .command(let command, let durability?)): "with \(durability) \(command)"
         case .request(_, _, _, let operation): "\(operation)"
         }
     }
@@ -174,6 +175,63 @@ final class ClientMessageTests: XCTestCase {
             XCTAssertEqual(error?.command, name, request.printed)
             XCTAssertEqual(error?.reason, reason, request.printed)
             XCTAssertEqual(error?.replyTo, pid)
+            XCTAssertEqual(
+                error?.replyMessage, .tuple([ref, .tuple([.atom("error"), .atom("bad_command"), .binary(reason)])]))
+        }
+    }
+
+    func testWithGivesARequestADurability() async throws {
+        let key = Term.binary([107])
+        let set = Term.tuple([.atom("set"), key, .binary([1])])
+        let options: [(Term, Durability)] = [
+            (.properList([.tuple([.atom("durability"), .atom("backend")])]), .backend),
+            (.map([.atom("durability"): .atom("log")]), .log),
+            (.properList([.tuple([.atom("durability"), .atom("memory")])]), .memory),
+        ]
+        for (option, durability) in options {
+            let message = try parse(.tuple([.pid(pid), ref, .tuple([.atom("with"), option, set])]))
+            XCTAssertEqual(message.commandName, .set, "counted as the command it wraps")
+            XCTAssertEqual(
+                command(of: message),
+                "with \(durability) \(Command.set(key: [107], value: [1], encoding: .bytes, persist: false))")
+        }
+        let call = try parse(.tuple([
+            .atom("$gen_call"), .tuple([.pid(pid), ref]),
+            .tuple([.atom("with"), options[0].0, .tuple([.atom("del"), key])]),
+        ]))
+        XCTAssertEqual(command(of: call), "with backend \(Command.delete(key: [107], persist: false))")
+
+        let store = FakeStore()
+        _ = try await run(store, .tuple([.pid(pid), ref, .tuple([.atom("with"), options[0].0, set])]))
+        XCTAssertEqual(store.commands, ["with backend \(Command.set(key: [107], value: [1], encoding: .bytes, persist: false))"])
+    }
+
+    func testMalformedWithIsAnsweredBadCommand() {
+        let key = Term.binary([107])
+        let set = Term.tuple([.atom("set"), key, .binary([1])])
+        let backend = Term.properList([.tuple([.atom("durability"), .atom("backend")])])
+        let usage = "with takes [{durability, memory | log | backend}] or #{durability => ...} as options"
+        let cases: [(Term, ErlangCommandName?, String)] = [
+            (.tuple([.atom("with"), backend]), nil, "with takes {with, Options, Command}"),
+            (.tuple([.atom("with"), .atom("backend"), set]), nil, "the options backend are not a list or a map; \(usage)"),
+            (.tuple([.atom("with"), .emptyList, set]), nil, "no option given; \(usage)"),
+            (.tuple([.atom("with"), .properList([.atom("durability")]), set]), nil,
+             "the option durability is not {Name, Value}; \(usage)"),
+            (.tuple([.atom("with"), .properList([.tuple([.atom("fsync"), .atom("always")])]), set]), nil,
+             "unknown option fsync; \(usage)"),
+            (.tuple([.atom("with"), .properList([.tuple([.atom("durability"), .atom("disk")])]), set]), nil,
+             "durability disk is not memory, log or backend"),
+            (.tuple([.atom("with"), .properList([
+                .tuple([.atom("durability"), .atom("log")]), .tuple([.atom("durability"), .atom("log")]),
+            ]), set]), nil, "durability is given twice"),
+            (.tuple([.atom("with"), backend, .atom("info")]), .info, "info takes no options"),
+            (.tuple([.atom("with"), backend, .tuple([.atom("with"), backend, set])]), nil, "with cannot wrap another with"),
+            (.tuple([.atom("with"), backend, .tuple([.atom("set"), key])]), .set, "set takes {set, Key, Value}"),
+        ]
+        for (request, name, reason) in cases {
+            let error = malformed(.tuple([.pid(pid), ref, request]))
+            XCTAssertEqual(error?.command, name, request.printed)
+            XCTAssertEqual(error?.reason, reason, request.printed)
             XCTAssertEqual(
                 error?.replyMessage, .tuple([ref, .tuple([.atom("error"), .atom("bad_command"), .binary(reason)])]))
         }

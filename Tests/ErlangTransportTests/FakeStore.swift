@@ -22,7 +22,8 @@ final class FakeStore: Store {
         self.slowKeys = slowKeys
     }
 
-    /// Every command executed so far, as `String(describing:)` renders it.
+    /// Every command executed so far, as `String(describing:)` renders it, after
+    /// `with <durability> ` when the command carried an override.
     var commands: [String] { state.withLock { $0.commands } }
 
     /// The value of `key`, if any.
@@ -41,7 +42,7 @@ final class FakeStore: Store {
         for waiter in waiters { waiter.resume() }
     }
 
-    func execute(_ command: Command) async -> Reply {
+    func execute(_ command: Command, durability: Durability?) async -> Reply {
         if slowKeys.contains(command.key) {
             await withCheckedContinuation { continuation in
                 let proceed = state.withLock { state in
@@ -53,7 +54,7 @@ final class FakeStore: Store {
             }
         }
         return state.withLock { state in
-            state.commands.append(String(describing: command))
+            state.commands.append((durability.map { "with \($0) " } ?? "") + String(describing: command))
             if let failure = state.failure { return .error(failure) }
             return Self.apply(command, to: &state)
         }

@@ -15,7 +15,7 @@ from brain_client import command_line, expect_all, parse_info, parse_value
 
 ALL_COMMANDS = [
     "get", "set", "pset", "del", "pdel", "vget", "vset", "vdel",
-    "hget", "hsetkv", "hpsetkv", "hdel", "hpdel", "info", "help", "quit", "shutdown",
+    "hget", "hsetkv", "hpsetkv", "hdel", "hpdel", "info", "help", "quit", "shutdown", "with",
 ]
 
 

@@ -297,6 +297,22 @@ def test_p_writes_the_object_to_the_backend_now(erlang_brain, erl, backend):
     wait_until(lambda: backend.get("string", "p:bin") == b"second", 10, "the updated value to reach the backend")
 
 
+def test_with_durability_backend_in_an_erlang_request(erlang_brain, erl, backend):
+    node = erlang_brain(**SLOW_WRITE_BACK)
+    client = erl(target=node)
+    assert client.eval('brain_it:call({with, [{durability, backend}], {set, <<"w:1">>, <<"now">>}})') == "true"
+    assert backend.get("string", "w:1") == b"now", "the reply came before the backend had the value"
+    assert client.eval('brain_it:call({with, #{durability => backend}, {hset, <<"w:h">>, <<"f">>, <<"v">>}})') == "true"
+    assert json.loads(backend.get("hash", "w:h")) == {"f": "v"}
+    assert client.eval('brain_it:call({set, <<"w:2">>, <<"later">>})') == "true"
+    assert backend.get("string", "w:2") is None
+    # An option that does not apply: {error, bad_option, Why}; a malformed one: bad_command.
+    assert client.eval(
+        'case brain_it:call({with, [{durability, log}], {set, <<"w:3">>, <<"x">>}}) of '
+        '{error, bad_option, Why} when is_binary(Why) -> bad_option; Other -> Other end') == "bad_option"
+    assert bad_command(client, '{with, [{durability, disk}], {set, <<"w:3">>, <<"x">>}}') == "bad_command"
+
+
 # --- Brain2's operations as {Pid, Ref, Command} requests (docs/erlang.md) ----------------------
 
 

@@ -58,3 +58,37 @@ def test_hpsetkv_and_hpdel_reach_the_backend_before_the_reply(brain, backend):
         assert c.call("hpdel", "ph") == b"1"
         assert backend.get("hash", "ph") is None
         assert c.call("hget", "ph") == b"null"
+
+
+def test_with_durability_backend_on_the_line_protocol(brain, backend):
+    """`with durability=backend` makes one write wait for the backend; the next is lazy again."""
+    node = brain(**SLOW_WRITE_BACK)
+    with node.client() as c:
+        assert c.call("with", "durability=backend", "set", "w", value="at once") == b"1"
+        assert backend.get("string", "w") == b"at once"
+        assert c.call("set", "w", value="lazily") == b"0"
+        assert backend.get("string", "w") == b"at once"
+        assert c.call("with", "durability=backend", "hsetkv", "wh", "f", value="v") == b"1"
+        assert json.loads(backend.get("hash", "wh")) == {"f": "v"}
+        assert c.call("with", "durability=backend", "del", "w") == b"1"
+        assert backend.get("string", "w") is None
+
+        # Options that do not apply are refused by name, and change nothing.
+        assert c.call("with", "durability=backend", "get", "w").startswith(b"error bad_option: durability applies only")
+        assert c.call("with", "durability=memory", "pset", "w", value="x").startswith(
+            b"error bad_option: a persist-now command")
+        assert c.call("with", "durability=log", "set", "w", value="x").startswith(
+            b"error bad_option: durability=log needs the append-only log")
+        assert c.call("with", "durability=disk", "set", "w", value="x") == (
+            b"error bad_option: durability=disk is not memory, log or backend")
+        assert c.call("get", "w") == b"null"
+
+
+def test_with_durability_memory_on_a_backend_node(brain, backend):
+    node = brain(durability="backend", **SLOW_WRITE_BACK)
+    with node.client() as c:
+        assert c.call("set", "b", value="acknowledged by the backend") == b"1"
+        assert backend.get("string", "b") == b"acknowledged by the backend"
+        assert c.call("with", "durability=memory", "set", "m", value="in memory") == b"1"
+        assert backend.get("string", "m") is None, "durability=memory waited for the backend"
+        assert c.get("m") == b"in memory"

@@ -48,7 +48,7 @@ final class FakeStore: Store {
         }
     }
 
-    func execute(_ command: Command) async -> Reply {
+    func execute(_ command: Command, durability: Durability?) async -> Reply {
         if slowKeys.contains(command.key) {
             await withCheckedContinuation { continuation in
                 let (proceed, started) = state.withLock { state in

@@ -13,24 +13,32 @@ func render(_ request: LineRequest) -> String {
     case .quit: return "quit"
     case .shutdown: return "shutdown"
     case .auth(let secret): return "auth secret=\(text(secret))"
-    case .store(let command):
-        switch command {
-        case .get(let key): return "get key=\(text(key))"
-        case .set(let key, let value, let encoding, let persist):
-            return "set key=\(text(key)) value=\(text(value)) encoding=\(encoding) persist=\(persist)"
-        case .setTerm(let key, let etf, let persist):
-            return "setTerm key=\(text(key)) etf=\(text(etf)) persist=\(persist)"
-        case .delete(let key, let persist): return "delete key=\(text(key)) persist=\(persist)"
-        case .persist(let key): return "persist key=\(text(key))"
-        case .volatileGet(let key): return "volatileGet key=\(text(key))"
-        case .volatileSet(let key, let value): return "volatileSet key=\(text(key)) value=\(text(value))"
-        case .volatileDelete(let key): return "volatileDelete key=\(text(key))"
-        case .hashGet(let key, let fields): return "hashGet key=\(text(key)) fields=\(list(fields))"
-        case .hashSet(let key, let field, let value, let persist):
-            return "hashSet key=\(text(key)) field=\(text(field)) value=\(text(value)) persist=\(persist)"
-        case .hashDelete(let key, let fields, let persist):
-            return "hashDelete key=\(text(key)) fields=\(list(fields)) persist=\(persist)"
-        }
+    case .store(let command, let durability):
+        let options = durability.map { "durability=\($0.rawValue) " } ?? ""
+        return options + render(command)
+    }
+}
+
+/// A readable, comparable rendering of a store command.
+func render(_ command: Command) -> String {
+    func text(_ bytes: [UInt8]) -> String { LineEscaping.escaped(bytes) }
+    func list(_ items: [[UInt8]]) -> String { "[" + items.map(text).joined(separator: ",") + "]" }
+    switch command {
+    case .get(let key): return "get key=\(text(key))"
+    case .set(let key, let value, let encoding, let persist):
+        return "set key=\(text(key)) value=\(text(value)) encoding=\(encoding) persist=\(persist)"
+    case .setTerm(let key, let etf, let persist):
+        return "setTerm key=\(text(key)) etf=\(text(etf)) persist=\(persist)"
+    case .delete(let key, let persist): return "delete key=\(text(key)) persist=\(persist)"
+    case .persist(let key): return "persist key=\(text(key))"
+    case .volatileGet(let key): return "volatileGet key=\(text(key))"
+    case .volatileSet(let key, let value): return "volatileSet key=\(text(key)) value=\(text(value))"
+    case .volatileDelete(let key): return "volatileDelete key=\(text(key))"
+    case .hashGet(let key, let fields): return "hashGet key=\(text(key)) fields=\(list(fields))"
+    case .hashSet(let key, let field, let value, let persist):
+        return "hashSet key=\(text(key)) field=\(text(field)) value=\(text(value)) persist=\(persist)"
+    case .hashDelete(let key, let fields, let persist):
+        return "hashDelete key=\(text(key)) fields=\(list(fields)) persist=\(persist)"
     }
 }
 
@@ -52,6 +60,43 @@ final class LineCommandParserTests: XCTestCase {
         XCTAssertEqual(parse("pset k v"), "pset: set key=k value=v encoding=bytes persist=true")
         XCTAssertEqual(parse("del k"), "del: delete key=k persist=false")
         XCTAssertEqual(parse("pdel k"), "pdel: delete key=k persist=true")
+    }
+
+    func testWithGivesTheCommandAfterItADurability() {
+        XCTAssertEqual(
+            parse("with durability=backend set k v w"),
+            "with: durability=backend set key=k value=v w encoding=bytes persist=false")
+        XCTAssertEqual(parse("WITH  durability=log   del k"), "with: durability=log delete key=k persist=false")
+        XCTAssertEqual(
+            parse("with durability=memory hsetkv h f v"),
+            "with: durability=memory hashSet key=h field=f value=v persist=false")
+        // Applicability to the command (a read, pset with memory) is the engine's to judge.
+        XCTAssertEqual(parse("with durability=backend get k"), "with: durability=backend get key=k")
+    }
+
+    func testWithRefusesWhatItDoesNotKnow() {
+        XCTAssertEqual(
+            parse("with durability=disk set k v"),
+            "error bad_option: durability=disk is not memory, log or backend")
+        XCTAssertEqual(
+            parse("with fsync=always set k v"),
+            "error bad_option: unknown option fsync; with takes durability=memory|log|backend")
+        XCTAssertEqual(
+            parse("with durability=log durability=log set k v"), "error bad_option: durability is given twice")
+        XCTAssertEqual(parse("with durability=log info"), "error bad_option: info takes no options")
+        XCTAssertEqual(
+            parse("with durability=log with durability=log set k v"),
+            "error bad_option: with cannot precede another with")
+        XCTAssertEqual(
+            parse("with durability=log"),
+            "error wrong_arity: with takes durability=memory|log|backend <command> <arguments>")
+        XCTAssertEqual(
+            parse("with set k v"),
+            "error wrong_arity: with takes durability=memory|log|backend <command> <arguments>")
+        XCTAssertEqual(parse("with durability=log fly k"), "error unknown_command: fly")
+        XCTAssertEqual(parse("with durability=log set k"), "error wrong_arity: set takes <key> <value>")
+        // A token with `=` at either end is no option: it is read as the command.
+        XCTAssertEqual(parse("with =log set k v"), "error wrong_arity: with takes durability=memory|log|backend <command> <arguments>")
     }
 
     func testVolatileCommands() {
@@ -149,6 +194,8 @@ final class LineCommandParserTests: XCTestCase {
             ("auth", "auth takes <secret>"), ("auth a b", "auth takes <secret>"),
             ("help x", "help takes no arguments"), ("info x", "info takes no arguments"),
             ("quit x", "quit takes no arguments"), ("shutdown now", "shutdown takes no arguments"),
+            ("with", "with takes durability=memory|log|backend <command> <arguments>"),
+            ("with durability=log", "with takes durability=memory|log|backend <command> <arguments>"),
         ]
         for (line, message) in cases {
             XCTAssertEqual(parse(line), "error wrong_arity: \(message)", "for \(line)")
@@ -167,7 +214,7 @@ final class LineCommandParserTests: XCTestCase {
     func testHelpLineListsEveryCommandSorted() {
         XCTAssertEqual(
             LineCommandName.helpLine,
-            "commands: auth del get hdel help hget hpdel hpsetkv hsetkv info pdel pset quit set shutdown vdel vget vset"
+            "commands: auth del get hdel help hget hpdel hpsetkv hsetkv info pdel pset quit set shutdown vdel vget vset with"
         )
     }
 }

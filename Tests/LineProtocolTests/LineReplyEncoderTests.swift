@@ -80,7 +80,7 @@ final class LineReplyEncoderTests: XCTestCase {
             #"error unknown_command: bo\x01gus"# + "\r\n"
                 + "error too_many_connections\r\n"
                 + "error line_too_long: limit is 16 bytes\r\n"
-                + "commands: auth del get hdel help hget hpdel hpsetkv hsetkv info pdel pset quit set shutdown vdel vget vset\r\n"
+                + "commands: auth del get hdel help hget hpdel hpsetkv hsetkv info pdel pset quit set shutdown vdel vget vset with\r\n"
                 + "keys_string_clean:3 uptime_seconds:12\r\n"
                 + "1\r\n")
     }

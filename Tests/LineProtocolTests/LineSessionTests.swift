@@ -11,7 +11,8 @@ final class LineSessionTests: XCTestCase {
         let prefix = step.command.map { "[\($0)] " } ?? ""
         switch step.directive {
         case .ignore: return prefix + "(nothing)"
-        case .execute(let command): return prefix + "execute " + render(.store(command))
+        case .execute(let command, let durability):
+            return prefix + "execute " + render(.store(command, durability: durability))
         case .replyOK: return prefix + "1"
         case .replyError(let error): return prefix + "error \(error)"
         case .replyHelp: return prefix + "help"
@@ -56,6 +57,16 @@ final class LineSessionTests: XCTestCase {
         XCTAssertEqual(send("auth wrong", to: &session), "[auth] error auth_failed: wrong secret")
         XCTAssertEqual(send("get k", to: &session), "[get] execute get key=k")
         XCTAssertEqual(send("quit", to: &session), "[quit] quit")
+    }
+
+    func testWithIsCountedAsItsCommandAndNeedsAuth() {
+        var session = LineSession(secret: Array("s".utf8))
+        XCTAssertEqual(send("with durability=log set k v", to: &session), "[with] error auth_required: send auth <secret> first")
+        XCTAssertEqual(send("auth s", to: &session), "[auth] 1")
+        XCTAssertEqual(
+            send("with durability=log set k v", to: &session),
+            "[set] execute durability=log set key=k value=v encoding=bytes persist=false")
+        XCTAssertEqual(send("with durability=x set k v", to: &session), "[with] error bad_option: durability=x is not memory, log or backend")
     }
 
     func testQuitIsAllowedBeforeAuth() {

@@ -111,7 +111,7 @@ final class LineTransportTests: XCTestCase {
                 [
                     "1", "-1", "0", "-two words", "null",
                     "error unknown_command: bogus", "error wrong_arity: get takes <key>",
-                    "commands: auth del get hdel help hget hpdel hpsetkv hsetkv info pdel pset quit set shutdown vdel vget vset",
+                    "commands: auth del get hdel help hget hpdel hpsetkv hsetkv info pdel pset quit set shutdown vdel vget vset with",
                     "1", #"-\0\xff\n"#, "1", "-x", "1", #"{"f":"v"}"#, "null", "1", "0",
                 ])
         }
@@ -174,7 +174,7 @@ final class LineTransportTests: XCTestCase {
                 replies,
                 [
                     "error auth_required: send auth <secret> first",
-                    "commands: auth del get hdel help hget hpdel hpsetkv hsetkv info pdel pset quit set shutdown vdel vget vset",
+                    "commands: auth del get hdel help hget hpdel hpsetkv hsetkv info pdel pset quit set shutdown vdel vget vset with",
                     "error auth_failed: wrong secret",
                     "error auth_required: send auth <secret> first",
                     "1", "1", "-1",

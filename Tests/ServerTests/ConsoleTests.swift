@@ -235,11 +235,15 @@ final class ConsoleHistoryAndRenderingTests: XCTestCase {
     func testHelpListsEveryProtocolCommandWithItsSyntax() {
         let help = Console.helpText
         for command in ["auth", "del", "get", "hdel", "help", "hget", "hpdel", "hpsetkv", "hsetkv", "info",
-                        "pdel", "pset", "quit", "set", "shutdown", "vdel", "vget", "vset", "?", "exit"] {
+                        "pdel", "pset", "quit", "set", "shutdown", "vdel", "vget", "vset", "with", "?", "exit"] {
             XCTAssertTrue(help.contains("\n  \(command) ") || help.contains("\n  \(command)\n"), "missing \(command)")
         }
-        XCTAssertTrue(help.contains("  hsetkv key field value   set one field of a hash: 1 new field, 0 replaced\n"))
-        XCTAssertTrue(help.contains("  hget key [field ...]     a hash, or the named fields, as a JSON object, or null\n"))
+        // Each row is the syntax, padded to one column, then the summary.
+        let rows = help.split(separator: "\n").map(String.init)
+        func row(_ syntax: String) -> String? { rows.first { $0.hasPrefix("  \(syntax)  ") } }
+        XCTAssertTrue(row("hsetkv key field value")?.hasSuffix("  set one field of a hash: 1 new field, 0 replaced") ?? false)
+        XCTAssertTrue(row("hget key [field ...]")?.hasSuffix("  a hash, or the named fields, as a JSON object, or null") ?? false)
+        XCTAssertEqual(rows.filter { $0.hasPrefix("  with durability=") }.count, 1)
     }
 
     func testEscapeWritesUntypeableBytesAsCEscapes() {

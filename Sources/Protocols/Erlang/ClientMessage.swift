@@ -61,8 +61,8 @@ public enum ErlangCommandName: Int, CaseIterable, Sendable, CustomStringConverti
 
 /// What a request asks of the store.
 public enum ErlangOperation: Sendable {
-    /// A store command.
-    case command(Command)
+    /// A store command, with the durability a `{with, Options, Command}` request asked for.
+    case command(Command, durability: Durability? = nil)
     /// The node's state (`info`).
     case info
     /// `{hget, Key, []}`: no field is asked for. The answer is `{ok, #{}}` when the hash
@@ -75,7 +75,7 @@ public enum ErlangOperation: Sendable {
     /// The key the operation concerns; empty for `info`.
     public var key: [UInt8] {
         switch self {
-        case .command(let command): command.key
+        case .command(let command, _): command.key
         case .info: []
         case .hashGetNoFields(let key), .hashDeleteNoFields(let key): key
         }
@@ -173,11 +173,73 @@ public enum ClientMessageParser {
         }
     }
 
+    /// Why `with`'s options cannot be used.
+    struct OptionError: Error {
+        var reason: String
+    }
+
+    /// The durability `with`'s options ask for: `[{durability, Level}]` or
+    /// `#{durability => Level}`, `Level` one of `memory`, `log`, `backend`.
+    private static func requestDurability(_ options: Term) -> Result<Durability, OptionError> {
+        let usage = "with takes [{durability, memory | log | backend}] or #{durability => ...} as options"
+        var pairs: [(Term, Term)] = []
+        switch options {
+        case .emptyList:
+            break
+        case .list(let elements, tail: .emptyList):
+            for element in elements {
+                guard case .tuple(let pair) = element, pair.count == 2 else {
+                    return .failure(OptionError(reason: "the option \(preview(element)) is not {Name, Value}; \(usage)"))
+                }
+                pairs.append((pair[0], pair[1]))
+            }
+        case .map(let entries):
+            pairs = entries.map { ($0.key, $0.value) }
+        default:
+            return .failure(OptionError(reason: "the options \(preview(options)) are not a list or a map; \(usage)"))
+        }
+        var durability: Durability? = nil
+        for (name, value) in pairs {
+            guard name == .atom("durability") else {
+                return .failure(OptionError(reason: "unknown option \(preview(name)); \(usage)"))
+            }
+            guard durability == nil else { return .failure(OptionError(reason: "durability is given twice")) }
+            guard case .atom(let level) = value, let chosen = Durability(rawValue: level.name) else {
+                return .failure(OptionError(reason: "durability \(preview(value)) is not memory, log or backend"))
+            }
+            durability = chosen
+        }
+        guard let durability else { return .failure(OptionError(reason: "no option given; \(usage)")) }
+        return .success(durability)
+    }
+
     private static func request(replyTo: Pid, tag: Term, command: Term) -> Result<ClientMessage, MalformedMessage> {
         func failure(_ name: ErlangCommandName?, _ reason: String) -> Result<ClientMessage, MalformedMessage> {
             let result = Term.tuple([.atom("error"), .atom("bad_command"), .binary(reason)])
             return .failure(MalformedMessage(
                 reason: reason, command: name, replyTo: replyTo, replyMessage: .tuple([tag, result])))
+        }
+        if case .tuple(let wrapper) = command, wrapper.first == .atom("with") {
+            guard wrapper.count == 3 else {
+                return failure(nil, "with takes {with, Options, Command}")
+            }
+            let durability: Durability
+            switch requestDurability(wrapper[1]) {
+            case .success(let chosen): durability = chosen
+            case .failure(let error): return failure(nil, error.reason)
+            }
+            if case .tuple(let inner) = wrapper[2], inner.first == .atom("with") {
+                return failure(nil, "with cannot wrap another with")
+            }
+            switch request(replyTo: replyTo, tag: tag, command: wrapper[2]) {
+            case .success(.request(let pid, let tag, let name, .command(let command, _))):
+                return .success(.request(
+                    replyTo: pid, tag: tag, name: name, operation: .command(command, durability: durability)))
+            case .success(.request(_, _, let name, _)):
+                return failure(name, "\(name) takes no options")
+            case let other:
+                return other
+            }
         }
         let fields: [Term]
         switch command {

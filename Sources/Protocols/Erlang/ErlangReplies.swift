@@ -165,8 +165,8 @@ public struct ClientMessageExecutor: Sendable {
         case .request(let pid, let tag, _, let operation):
             let result: Term
             switch operation {
-            case .command(let command):
-                result = ErlangReplies.result(await store.execute(command), limits: limits)
+            case .command(let command, let durability):
+                result = ErlangReplies.result(await store.execute(command, durability: durability), limits: limits)
             case .info:
                 result = ErlangReplies.info(store.info())
             case .hashGetNoFields(let key):

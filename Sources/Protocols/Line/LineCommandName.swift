@@ -1,10 +1,11 @@
-/// The commands of the line protocol: Brain2's commands plus `auth` and `help`.
+/// The commands of the line protocol: Brain2's commands plus `auth`, `help` and the `with`
+/// prefix, which gives the command after it options (`with durability=backend set k v`).
 ///
 /// The raw value indexes the `brain_commands_total{transport="line",cmd}` counters, so a
 /// command is counted with no string hashing.
 public enum LineCommandName: Int, CaseIterable, Sendable, CustomStringConvertible {
     case auth, del, get, hdel, help, hget, hpdel, hpsetkv, hsetkv, info, pdel, pset, quit, set
-    case shutdown, vdel, vget, vset
+    case shutdown, vdel, vget, vset, with
 
     /// The command as written on the wire, in lower case.
     public var text: String {
@@ -27,6 +28,7 @@ public enum LineCommandName: Int, CaseIterable, Sendable, CustomStringConvertibl
         case .vdel: "vdel"
         case .vget: "vget"
         case .vset: "vset"
+        case .with: "with"
         }
     }
 
@@ -41,6 +43,7 @@ public enum LineCommandName: Int, CaseIterable, Sendable, CustomStringConvertibl
         case .hsetkv, .hpsetkv: "<key> <field> <value>"
         case .auth: "<secret>"
         case .help, .info, .quit, .shutdown: "no arguments"
+        case .with: "durability=memory|log|backend <command> <arguments>"
         }
     }
 

@@ -2,8 +2,8 @@ import Engine
 
 /// A parsed line: a command for the engine, or one the transport answers itself.
 public enum LineRequest: Sendable {
-    /// A command for the ``Store``.
-    case store(Command)
+    /// A command for the ``Store``, with the durability a `with` prefix asked for, if any.
+    case store(Command, durability: Durability? = nil)
     /// `auth <secret>`, the secret unescaped.
     case auth(secret: [UInt8])
     /// `help`.
@@ -37,8 +37,11 @@ public enum LineHead: Sendable, Equatable {
 public enum LineCommandParser {
     /// Finds the command of `line` without reading its arguments, so that a client that has
     /// not authenticated costs no allocation.
-    public static func head(of line: UnsafeRawBufferPointer) -> LineHead {
-        var start = 0
+    ///
+    /// - Parameter from: where to start looking: 0 for a whole line, or the end of a `with`
+    ///   prefix's options.
+    public static func head(of line: UnsafeRawBufferPointer, from: Int = 0) -> LineHead {
+        var start = from
         while start < line.count && line[start] == space { start += 1 }
         guard start < line.count else { return .empty }
         var end = start
@@ -60,6 +63,8 @@ public enum LineCommandParser {
     ) throws(LineProtocolError) -> LineRequest {
         var cursor = Cursor(line: line, position: argumentsAt)
         switch command {
+        case .with:
+            return try prefixed(in: line, at: argumentsAt).request
         case .help, .info, .quit, .shutdown:
             guard cursor.atEnd else { throw wrongArity(command) }
             switch command {
@@ -105,6 +110,54 @@ public enum LineCommandParser {
             case .hdel: return .store(.hashDelete(key: key, fields: fields, persist: false))
             default: return .store(.hashDelete(key: key, fields: fields, persist: true))
             }
+        }
+    }
+
+    /// Reads `with`'s options, which start at byte `argumentsAt` of `line`, and the command
+    /// that follows them: `with durability=backend set k v`.
+    ///
+    /// Returns the command (the one counted) and its request carrying the options.
+    ///
+    /// - Throws: ``LineProtocolError/Code/badOption`` for an unknown option or value, a
+    ///   repeated option or a command the options do not apply to (one that is not for the
+    ///   store, or another `with`); ``LineProtocolError/Code/wrongArity`` when no option or
+    ///   no command follows; the command's own errors.
+    public static func prefixed(
+        in line: UnsafeRawBufferPointer, at argumentsAt: Int
+    ) throws(LineProtocolError) -> (command: LineCommandName, request: LineRequest) {
+        var cursor = Cursor(line: line, position: argumentsAt)
+        var durability: Durability? = nil
+        var sawOption = false
+        while true {
+            cursor.skipSpaces()
+            let start = cursor.position
+            guard let equals = cursor.optionToken() else { break }
+            let name = UnsafeRawBufferPointer(rebasing: line[start..<equals])
+            let value = UnsafeRawBufferPointer(rebasing: line[(equals + 1)..<cursor.position])
+            guard name.elementsEqual("durability".utf8) else {
+                throw LineProtocolError(
+                    .badOption, "unknown option \(String(decoding: name, as: UTF8.self)); with takes durability=memory|log|backend")
+            }
+            guard durability == nil else { throw LineProtocolError(.badOption, "durability is given twice") }
+            guard let chosen = Durability.allCases.first(where: { value.elementsEqual($0.rawValue.utf8) }) else {
+                throw LineProtocolError(
+                    .badOption, "durability=\(String(decoding: value, as: UTF8.self)) is not memory, log or backend")
+            }
+            durability = chosen
+            sawOption = true
+        }
+        guard sawOption else { throw wrongArity(.with) }
+        switch head(of: line, from: cursor.position) {
+        case .empty:
+            throw wrongArity(.with)
+        case .unknown(let error):
+            throw error
+        case .command(let command, let commandArgumentsAt):
+            guard command != .with else { throw LineProtocolError(.badOption, "with cannot precede another with") }
+            guard case .store(let inner, _) = try arguments(of: command, in: line, at: commandArgumentsAt) else {
+                throw LineProtocolError(.badOption, "\(command.text) takes no options")
+            }
+            return (command, .store(inner, durability: durability))
         }
     }
 
@@ -155,6 +208,21 @@ public enum LineCommandParser {
             while position < line.count && line[position] != LineCommandParser.space { position += 1 }
             return try LineEscaping.unescape(
                 UnsafeRawBufferPointer(rebasing: line[start..<position]), part: part, column: start + 1)
+        }
+
+        /// Moves past the next token if it has the form `name=value` (a `=` that is neither
+        /// its first nor its last byte) and returns the position of its `=`; otherwise stays
+        /// where it is and returns `nil`.
+        mutating func optionToken() -> Int? {
+            var end = position
+            var equals: Int? = nil
+            while end < line.count && line[end] != LineCommandParser.space {
+                if line[end] == UInt8(ascii: "="), equals == nil { equals = end }
+                end += 1
+            }
+            guard let equals, equals > position, equals < end - 1 else { return nil }
+            position = end
+            return equals
         }
 
         /// The rest of the line after the one space that must follow the previous token,

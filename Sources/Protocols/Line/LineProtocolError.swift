@@ -21,6 +21,9 @@ public struct LineProtocolError: Error, Sendable, Equatable, CustomStringConvert
         case lineTooLong = "line_too_long"
         /// The node already serves its maximum number of connections; the connection is closed.
         case tooManyConnections = "too_many_connections"
+        /// `with` names an option or a value it does not know, or precedes a command it
+        /// does not apply to.
+        case badOption = "bad_option"
         /// A stored Erlang term could not be decoded for printing.
         case badTerm = "bad_term"
     }

@@ -11,8 +11,9 @@ public struct LineSession: Sendable {
     public enum Directive: Sendable {
         /// Nothing: the line was empty.
         case ignore
-        /// Execute the command on the store and reply with its ``Reply``.
-        case execute(Command)
+        /// Execute the command on the store, with the durability override if one was given,
+        /// and reply with its ``Reply``.
+        case execute(Command, durability: Durability?)
         /// Reply `1`.
         case replyOK
         /// Reply with this error.
@@ -58,18 +59,23 @@ public struct LineSession: Sendable {
                 return Step(command: command, directive: .replyError(.authRequired))
             }
             let request: LineRequest
+            var counted = command
             do {
-                request = try LineCommandParser.arguments(of: command, in: line, at: argumentsAt)
+                if command == .with {
+                    (counted, request) = try LineCommandParser.prefixed(in: line, at: argumentsAt)
+                } else {
+                    request = try LineCommandParser.arguments(of: command, in: line, at: argumentsAt)
+                }
             } catch {
                 return Step(command: command, directive: .replyError(error))
             }
-            return Step(command: command, directive: directive(for: request))
+            return Step(command: counted, directive: directive(for: request))
         }
     }
 
     private mutating func directive(for request: LineRequest) -> Directive {
         switch request {
-        case .store(let command): return .execute(command)
+        case .store(let command, let durability): return .execute(command, durability: durability)
         case .help: return .replyHelp
         case .info: return .replyInfo
         case .quit: return .quit

@@ -240,8 +240,8 @@ public final class LineTransport: Transport {
                 switch step.directive {
                 case .ignore:
                     break
-                case .execute(let command):
-                    let reply = await store.execute(command)
+                case .execute(let command, let durability):
+                    let reply = await store.execute(command, durability: durability)
                     LineReplyEncoder.encode(reply, into: &output)
                 case .replyOK:
                     LineReplyEncoder.encodeFlag(true, into: &output)

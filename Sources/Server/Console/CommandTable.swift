@@ -29,6 +29,7 @@ extension Console {
         CommandHelp(name: "hpsetkv", arguments: "key field value", summary: "set one field of a hash and write the hash to the backend now"),
         CommandHelp(name: "hdel", arguments: "key [field ...]", summary: "delete the named fields, or the whole hash"),
         CommandHelp(name: "hpdel", arguments: "key [field ...]", summary: "delete fields or the hash, and write it to the backend now"),
+        CommandHelp(name: "with", arguments: "durability=memory|log|backend command ...", summary: "run one write with another durability than the node's"),
         CommandHelp(name: "auth", arguments: "secret", summary: "authenticate (required first when the node has a secret): 1, or an error"),
         CommandHelp(name: "info", arguments: "", summary: "the node's keys, memory, write-back, backend and command counters"),
         CommandHelp(name: "shutdown", arguments: "", summary: "stop the node: it writes every dirty key back, then exits"),
