@@ -80,6 +80,7 @@ public final class Metrics: Sendable {
     )
 
     private let commandSets = Mutex<[(transport: String, counters: CounterSet)]>([])
+    private let closeSets = Mutex<[(transport: String, counters: CounterSet)]>([])
 
     public init() {}
 
@@ -98,6 +99,15 @@ public final class Metrics: Sendable {
     public func commandCounters(transport: String, commands: [String]) -> CounterSet {
         let counters = CounterSet(names: commands)
         commandSets.withLock { $0.append((transport, counters)) }
+        return counters
+    }
+
+    /// Registers the reasons for which a transport closes or refuses connections itself, and
+    /// returns the counters it bumps, one per reason, as
+    /// `brain_connections_closed_total{transport,reason}`.
+    public func connectionCloseCounters(transport: String, reasons: [String]) -> CounterSet {
+        let counters = CounterSet(names: reasons)
+        closeSets.withLock { $0.append((transport, counters)) }
         return counters
     }
 
@@ -145,6 +155,13 @@ public final class Metrics: Sendable {
         for (transport, counters) in sets {
             for (index, name) in counters.names.enumerated() {
                 out += "brain_commands_total{transport=\"\(transport)\",cmd=\"\(name)\"} \(counters.value(index))\n"
+            }
+        }
+        out += "# HELP brain_connections_closed_total Connections a transport refused or closed itself, by reason.\n"
+        out += "# TYPE brain_connections_closed_total counter\n"
+        for (transport, counters) in closeSets.withLock({ $0 }) {
+            for (index, reason) in counters.names.enumerated() {
+                out += "brain_connections_closed_total{transport=\"\(transport)\",reason=\"\(reason)\"} \(counters.value(index))\n"
             }
         }
         return out

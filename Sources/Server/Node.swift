@@ -132,7 +132,9 @@ enum Node {
         if configuration.linePort != 0 {
             let line = LineTransport(
                 configuration: LineTransportConfiguration(
-                    host: configuration.bind, port: configuration.linePort, secret: configuration.secret),
+                    host: configuration.bind, port: configuration.linePort, secret: configuration.secret,
+                    maxConnections: configuration.maxConnections, idleTimeout: configuration.clientIdleTimeout,
+                    outputTimeout: configuration.clientOutputTimeout),
                 store: store, metrics: metrics, logger: logger,
                 requestShutdown: {
                     logger.notice("shutdown requested by a line client")
@@ -146,7 +148,8 @@ enum Node {
                 configuration: ErlangTransportConfiguration(
                     nodeName: node, cookie: cookie, host: configuration.bind, port: configuration.erlangPort,
                     registeredName: configuration.erlangName,
-                    epmdPort: environment["ERL_EPMD_PORT"].flatMap { Int($0) } ?? EPMDProtocol.defaultPort),
+                    epmdPort: environment["ERL_EPMD_PORT"].flatMap { Int($0) } ?? EPMDProtocol.defaultPort,
+                    maxConnections: configuration.maxConnections),
                 store: store, metrics: metrics, logger: logger)
             // A start-up failure (epmd unavailable, name in use) stops the node gracefully, so
             // the write-back drains and the process exits 1 with the transport's error.

@@ -38,6 +38,8 @@ public final class ErlangTransport: Transport {
     private let failureLog: LogLimiter
     private let droppedLog: LogLimiter
     private let refusedLog: LogLimiter
+    /// `brain_connections_closed_total{transport="erlang",reason="too_many_connections"}`.
+    private let refusals: CounterSet
 
     private enum Binding {
         case waiting([CheckedContinuation<Int, any Error>])
@@ -76,6 +78,7 @@ public final class ErlangTransport: Transport {
         self.failureLog = LogLimiter(logger: logger, level: .warning)
         self.droppedLog = LogLimiter(logger: logger, level: .warning)
         self.refusedLog = LogLimiter(logger: logger, level: .warning)
+        self.refusals = metrics.connectionCloseCounters(transport: "erlang", reasons: ["too_many_connections"])
     }
 
     /// `"erlang"`.
@@ -208,6 +211,7 @@ public final class ErlangTransport: Transport {
     /// Closes a connection beyond `maxConnections` at once.
     private func refuse(_ connection: NIOAsyncChannel<DistributionFrame, ByteBuffer>) async {
         defer { activeConnections.subtract(1, ordering: .relaxed) }
+        refusals.add(0)
         refusedLog.log("erlang node refused a connection: \(configuration.maxConnections) connections already open")
         try? await connection.executeThenClose { _, _ in }
     }

@@ -25,7 +25,8 @@ public final class LineTransport: Transport {
     private let secret: [UInt8]?
     private let eventLoopGroup: any EventLoopGroup
     private let activeConnections = Atomic<Int>(0)
-    private let refusedConnections = Atomic<Int>(0)
+    /// `brain_connections_closed_total{transport="line",reason}`, indexed by ``CloseReason``.
+    private let closes: CounterSet
     private let binding = Mutex<Binding>(.waiting([]))
 
     private enum Binding {
@@ -60,6 +61,7 @@ public final class LineTransport: Transport {
         self.requestShutdown = requestShutdown
         self.counters = metrics.commandCounters(
             transport: "line", commands: LineCommandName.allCases.map(\.text))
+        self.closes = metrics.connectionCloseCounters(transport: "line", reasons: CloseReason.allCases.map(\.label))
         if let secret = configuration.secret, !secret.isEmpty {
             self.secret = Array(secret.utf8)
         } else {
@@ -139,20 +141,65 @@ public final class LineTransport: Transport {
 
     private func bind() async throws -> NIOAsyncChannel<NIOAsyncChannel<[LineFrame], ByteBuffer>, Never> {
         let maxLineBytes = configuration.maxLineBytes
+        let idleTimeout = configuration.idleTimeout > .zero ? TimeAmount(configuration.idleTimeout) : nil
+        let outputTimeout = TimeAmount(configuration.outputTimeout)
+        let onClose: @Sendable (LineConnectionGuard.Reason) -> Void = { [self] reason in logGuardClose(reason) }
+        let highWater = LineTransportConfiguration.outputHighWaterMark
         return try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             // A client that half-closes after its last command still gets its replies.
             .childChannelOption(.allowRemoteHalfClosure, value: true)
+            // Replies beyond the high mark make the connection stop reading commands.
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: highWater / 2, high: highWater))
             .bind(host: configuration.host, port: configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(
+                        LineConnectionGuard(idleTimeout: idleTimeout, outputTimeout: outputTimeout, onClose: onClose))
                     try pipeline.addHandler(ByteToMessageHandler(LineDecoder(maxLineBytes: maxLineBytes)))
                     try pipeline.addHandler(LineBatchingHandler())
-                    return try NIOAsyncChannel<[LineFrame], ByteBuffer>(wrappingChannelSynchronously: channel)
+                    // At most a few reads' worth of commands wait for the connection's task.
+                    return try NIOAsyncChannel<[LineFrame], ByteBuffer>(
+                        wrappingChannelSynchronously: channel,
+                        configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 2)))
                 }
             }
+    }
+
+    /// Why the transport refused or closed a connection itself.
+    private enum CloseReason: Int, CaseIterable {
+        case tooManyConnections, idleTimeout, outputTimeout
+
+        /// The `reason` label.
+        var label: String {
+            switch self {
+            case .tooManyConnections: "too_many_connections"
+            case .idleTimeout: "idle_timeout"
+            case .outputTimeout: "output_timeout"
+            }
+        }
+    }
+
+    /// Counts a close, and logs one warning per 100 of each reason, so that a crowd of slow
+    /// clients cannot flood the log.
+    private func logGuardClose(_ reason: LineConnectionGuard.Reason) {
+        let counted: CloseReason
+        let message: String
+        switch reason {
+        case .idle:
+            counted = .idleTimeout
+            message = "line protocol closed a connection idle for \(configuration.idleTimeout)"
+        case .notReading:
+            counted = .outputTimeout
+            message = "line protocol closed a connection that read none of its replies for \(configuration.outputTimeout)"
+        }
+        closes.add(counted.rawValue)
+        let closed = closes.value(counted.rawValue)
+        if closed % 100 == 1 {
+            logger.warning("\(message)", metadata: ["closed_total": "\(closed)"])
+        }
     }
 
     private func settleBinding(_ outcome: Result<Int, any Error>) {
@@ -175,7 +222,8 @@ public final class LineTransport: Transport {
     private func reject(_ connection: NIOAsyncChannel<[LineFrame], ByteBuffer>) async {
         defer { activeConnections.subtract(1, ordering: .relaxed) }
         // One warning per 1,000 refusals, so that a flood of connections cannot flood the log.
-        let refused = refusedConnections.add(1, ordering: .relaxed).newValue
+        closes.add(CloseReason.tooManyConnections.rawValue)
+        let refused = closes.value(CloseReason.tooManyConnections.rawValue)
         if refused % 1000 == 1 {
             logger.warning(
                 "line protocol refused a connection: \(configuration.maxConnections) connections already open",

@@ -15,6 +15,11 @@ public struct LineTransportConfiguration: Sendable {
     /// The most connections served at once. One more gets `error too_many_connections` and is
     /// closed.
     public var maxConnections: Int
+    /// A client that sends nothing for this long is disconnected; `.zero` means never.
+    public var idleTimeout: Duration
+    /// A client whose replies wait unread, with the socket's buffer full, for this long is
+    /// disconnected.
+    public var outputTimeout: Duration
 
     /// Brain2's default port.
     public static let defaultPort = 3697
@@ -22,16 +27,24 @@ public struct LineTransportConfiguration: Sendable {
     public static let defaultMaxLineBytes = 4 * 1024 * 1024
     /// 10,000 connections.
     public static let defaultMaxConnections = 10_000
+    /// 30 seconds.
+    public static let defaultOutputTimeout = Duration.seconds(30)
+    /// Replies waiting for the socket beyond which a connection stops reading commands until
+    /// the client has read some: 64 KiB (it starts reading again under 32 KiB).
+    public static let outputHighWaterMark = 64 * 1024
 
     /// Settings with the documented defaults for everything not given.
     public init(
         host: String = "127.0.0.1", port: Int = defaultPort, secret: String? = nil,
-        maxLineBytes: Int = defaultMaxLineBytes, maxConnections: Int = defaultMaxConnections
+        maxLineBytes: Int = defaultMaxLineBytes, maxConnections: Int = defaultMaxConnections,
+        idleTimeout: Duration = .zero, outputTimeout: Duration = defaultOutputTimeout
     ) {
         self.host = host
         self.port = port
         self.secret = secret
         self.maxLineBytes = maxLineBytes
         self.maxConnections = maxConnections
+        self.idleTimeout = idleTimeout
+        self.outputTimeout = outputTimeout
     }
 }

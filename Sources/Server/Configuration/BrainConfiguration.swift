@@ -1,4 +1,5 @@
 import Engine
+import LineProtocol
 
 /// How the append-only log is synced to disk when `durability = log`.
 /// `log_level`: the least severe level written to standard error (swift-log's levels).
@@ -62,6 +63,12 @@ struct BrainConfiguration: Sendable, Equatable {
     var maxDirtyAge: Duration
     /// Time allowed to drain dirty entries at shutdown before spilling (> 0).
     var shutdownTimeout: Duration
+    /// The most connections each transport serves at once (≥ 1).
+    var maxConnections: Int = LineTransportConfiguration.defaultMaxConnections
+    /// A line client silent for this long is disconnected; `.zero` never.
+    var clientIdleTimeout: Duration = .zero
+    /// A line client that reads none of its waiting replies for this long is disconnected (> 0).
+    var clientOutputTimeout: Duration = LineTransportConfiguration.defaultOutputTimeout
     /// When a write is acknowledged.
     var durability: Durability
     /// How the log is synced when ``durability`` is `log`.
@@ -149,7 +156,8 @@ struct BrainConfiguration: Sendable, Equatable {
             && lhs.idleTTL == rhs.idleTTL && lhs.flushDelay == rhs.flushDelay
             && lhs.maxDirtyAge == rhs.maxDirtyAge && lhs.shutdownTimeout == rhs.shutdownTimeout
             && lhs.durability == rhs.durability && lhs.fsync == rhs.fsync && lhs.s3 == rhs.s3 && lhs.logLevel == rhs.logLevel
-            && lhs.erlangName == rhs.erlangName
+            && lhs.erlangName == rhs.erlangName && lhs.maxConnections == rhs.maxConnections
+            && lhs.clientIdleTimeout == rhs.clientIdleTimeout && lhs.clientOutputTimeout == rhs.clientOutputTimeout
     }
 
     private static func defaultBackend(dataDirectory: String) -> BackendLocation {
@@ -199,6 +207,12 @@ struct BrainConfiguration: Sendable, Equatable {
                 maxDirtyAge = try Self.duration(value, allowZero: false)
             case .shutdownTimeout:
                 shutdownTimeout = try Self.duration(value, allowZero: false)
+            case .maxConnections:
+                maxConnections = try Self.count(value)
+            case .clientIdleTimeout:
+                clientIdleTimeout = try Self.duration(value, allowZero: true)
+            case .clientOutputTimeout:
+                clientOutputTimeout = try Self.duration(value, allowZero: false)
             case .durability:
                 durability = try Self.choice(value, among: Durability.allCases)
             case .fsync:
@@ -262,6 +276,23 @@ struct BrainConfiguration: Sendable, Equatable {
         }
         guard bytes > 0 else { throw InvalidValue("must be more than 0; \(usage)") }
         return bytes
+    }
+
+    /// A whole number of at least 1, written as a TOML integer or as digits.
+    private static func count(_ value: RawValue) throws(InvalidValue) -> Int {
+        let usage = "use a whole number of at least 1, e.g. 10000"
+        let number: Int
+        switch value {
+        case .integer(let integer):
+            number = integer
+        case .text(let text):
+            guard let parsed = Int(text.trimmingSpaces()) else { throw InvalidValue("not a number; \(usage)") }
+            number = parsed
+        case .other(let typeName):
+            throw InvalidValue("expected a number, not \(typeName); \(usage)")
+        }
+        guard number >= 1 else { throw InvalidValue("must be at least 1; \(usage)") }
+        return number
     }
 
     private static func duration(_ value: RawValue, allowZero: Bool) throws(InvalidValue) -> Duration {
