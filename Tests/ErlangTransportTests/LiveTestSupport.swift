@@ -170,6 +170,12 @@ struct RawPeer {
     /// True when the server closes the connection within `seconds` (bytes it sends before
     /// are skipped).
     mutating func closedByServer(within seconds: Double) async -> Bool {
+        await bytesUntilClosedByServer(within: seconds) != nil
+    }
+
+    /// The bytes the server sends before it closes the connection (those already read but not
+    /// yet consumed included); nil when it has not closed it within `seconds`.
+    mutating func bytesUntilClosedByServer(within seconds: Double) async -> [UInt8]? {
         let channel = self.channel
         let timedOut = Flag()
         let timer = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {
@@ -177,8 +183,10 @@ struct RawPeer {
             channel.close(promise: nil)
         }
         defer { timer.cancel() }
-        while (try? await frames.next()) != nil {}
-        return !timedOut.isSet
+        var received = pending
+        pending = []
+        while let buffer = try? await frames.next() { received.append(contentsOf: buffer.readableBytesView) }
+        return timedOut.isSet ? nil : received
     }
 
     /// Fails the test unless the server closes the connection within `seconds`.

@@ -1,4 +1,5 @@
 import Crypto
+import Engine
 
 /// The Erlang distribution handshake as the accepting side: a pure state machine.
 ///
@@ -59,7 +60,9 @@ public struct DistributionHandshake: Sendable {
         public var flags: DistributionFlags
         /// The flags a peer must announce; one missing is answered `not_allowed`.
         public var requiredFlags: DistributionFlags
-        /// The longest peer node name accepted, in bytes (an atom holds at most 255 characters).
+        /// The longest peer node name accepted, in bytes, checked on the declared length before
+        /// the name is read. Whatever this says, a name of more than 255 characters (the most an
+        /// atom holds) is refused too.
         public var maxNameBytes: Int
 
         /// A configuration with Brain's flags: ``DistributionFlags/advertised(hidden:)`` for a
@@ -163,6 +166,12 @@ public struct DistributionHandshake: Sendable {
         }
         guard let name = Self.validNodeName(nameBytes) else {
             return notAllowed("\(Self.describe(nameBytes)) is not a node name (name@host)")
+        }
+        // The name becomes an atom (the node of every pid and reference from the peer), and an
+        // atom holds at most 255 characters: OTP fails such a handshake too.
+        let characters = name.unicodeScalars.count
+        guard characters <= Atom.maximumLength else {
+            return notAllowed("the node name of \(characters) characters is over the \(Atom.maximumLength)-character atom limit")
         }
         let missing = configuration.requiredFlags.subtracting(flags)
         guard missing.isEmpty else {
