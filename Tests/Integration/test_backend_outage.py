@@ -7,6 +7,8 @@ new moto has no bucket until the test creates it again.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 
 import pytest
@@ -127,3 +129,97 @@ def test_dirty_limit_refuses_writes_and_keeps_serving_reads(brain, backend, moto
     written_since = [k for k in keys if not acknowledged[k].startswith(f"{k} round 0 ".encode())]
     wrong = [k for k in written_since if backend.get("string", k) != acknowledged[k]]
     assert not wrong, f"{len(wrong)} keys wrong in the bucket after recovery, first: {wrong[:3]}"
+
+
+def rss_bytes(node) -> int:
+    with open(f"/proc/{node.process.pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc status")
+
+
+OUTAGE_SECONDS = float(os.environ.get("BRAIN_OUTAGE_SECONDS", "120"))
+
+
+@pytest.mark.parametrize("backend", ["s3"], indirect=True)
+@pytest.mark.time_limit(OUTAGE_SECONDS + 400)
+def test_a_minutes_long_outage_under_write_load_loses_nothing(brain, backend, moto):
+    """S3 is down for minutes (BRAIN_OUTAGE_SECONDS, 120 by default) while four clients keep
+    writing. Memory stays bounded, writes past max_dirty_bytes get dirty_limit, and once S3
+    is back every acknowledged write lands in the bucket."""
+    node = brain(max_memory="32mb", max_dirty_bytes="2mb", **FAST_WRITE_BACK)
+    keys = [f"long-{i:04d}" for i in range(4000)]
+
+    def value(key: str, version: int) -> bytes:
+        return f"{key} v{version} ".encode().ljust(1000, b"o")
+
+    with node.client() as c:  # every key in memory first, so that writes need no backend read
+        for start in range(0, len(keys), 500):
+            batch = keys[start : start + 500]
+            expect_all(c.pipeline([command_line("set", k, value=value(k, 0)) for k in batch]), {b"1"}, "loading")
+        node.wait_drained(timeout=120)
+    baseline = rss_bytes(node)
+
+    writers = 4
+    latest: list[dict[str, bytes]] = [{} for _ in range(writers)]
+    counts = [{"acknowledged": 0, "dirty_limit": 0} for _ in range(writers)]
+    stop = threading.Event()
+    failures: list[str] = []
+
+    def write(index: int) -> None:
+        own = keys[index::writers]  # each key has one writer, so its last acknowledged value is known
+        version = 0
+        try:
+            with node.client(timeout=60) as c:
+                while not stop.is_set():
+                    version += 1
+                    batch = own[(version * 50) % len(own):][:50]
+                    replies = c.pipeline([command_line("set", k, value=value(k, version)) for k in batch])
+                    for key, reply in zip(batch, replies):
+                        if reply in (b"0", b"1"):
+                            latest[index][key] = value(key, version)
+                            counts[index]["acknowledged"] += 1
+                        elif reply.startswith(b"error dirty_limit: "):
+                            counts[index]["dirty_limit"] += 1
+                        else:
+                            failures.append(f"{key}: {reply!r}")
+                            return
+                    time.sleep(0.01)
+        except Exception as error:  # noqa: BLE001 - reported by the test below
+            failures.append(f"writer {index}: {error!r}")
+
+    threads = [threading.Thread(target=write, args=(i,), daemon=True) for i in range(writers)]
+    moto.stop()
+    outage_started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    peak = baseline
+    peak_dirty = 0.0
+    while time.monotonic() - outage_started < OUTAGE_SECONDS and not failures:
+        time.sleep(1)
+        peak = max(peak, rss_bytes(node))
+        peak_dirty = max(peak_dirty, node.metrics().dirty_bytes)
+    recover(moto)
+    outage = time.monotonic() - outage_started
+    time.sleep(2)  # writes go on for a moment after S3 is back
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures, failures[:5]
+
+    acknowledged = sum(c["acknowledged"] for c in counts)
+    refused = sum(c["dirty_limit"] for c in counts)
+    print(f"\nS3 down {outage:.0f} s under {writers} writers: {acknowledged:,} writes acknowledged, "
+          f"{refused:,} refused with dirty_limit; peak brain_dirty_bytes {peak_dirty:,.0f} (limit 2 MiB); "
+          f"RSS {baseline / 2**20:.1f} MiB -> peak {peak / 2**20:.1f} MiB")
+    assert refused > 0, "writes past max_dirty_bytes were never refused"
+    assert peak_dirty <= 2 * 2**20 + 1000, f"brain_dirty_bytes reached {peak_dirty}"
+    assert peak - baseline < 64 * 2**20, f"RSS grew {(peak - baseline) / 2**20:.1f} MiB during the outage"
+
+    node.wait_drained(timeout=300)
+    expected: dict[str, bytes] = {}
+    for own in latest:
+        expected.update(own)
+    wrong = [k for k, v in expected.items() if backend.get("string", k) != v]
+    assert not wrong, f"{len(wrong)} of {len(expected)} keys lack their last acknowledged write, first: {wrong[:3]}"
