@@ -93,7 +93,10 @@ public final class CacheStore: Store {
         let hash = Self.hash(namespace, key)
         let shard = shards[Int(hash >> 40) % shards.count]
         let logged = log != nil && durability == .log && command.changesPersistedData
-        if logged, let log, !log.isAccepting {
+        // Every change on a node with a log is appended to it (replay must see them all, in
+        // order), whatever this command's durability: while the log cannot be written, none
+        // is taken, so that changes cannot pile up in memory waiting for the disk.
+        if command.changesPersistedData, let log, !log.isAccepting {
             return .error(EngineError(.logUnavailable, "the append-only log cannot be written (is the disk full?); writes are refused until it can"))
         }
         var memoryRetries = 0
