@@ -119,10 +119,13 @@ public final class LineTransport: Transport {
                     do {
                         for try await connection in connections {
                             let count = activeConnections.add(1, ordering: .relaxed).newValue
+                            // The connection's task runs on its channel's event loop: no
+                            // thread hop between reading a batch and answering it.
+                            let executor = EventLoopTaskExecutor(connection.channel.eventLoop)
                             if count > configuration.maxConnections {
-                                group.addTask { await self.reject(connection) }
+                                group.addTask(executorPreference: executor) { await self.reject(connection) }
                             } else {
-                                group.addTask { await self.serve(connection) }
+                                group.addTask(executorPreference: executor) { await self.serve(connection) }
                             }
                         }
                     } catch is CancellationError {
