@@ -65,54 +65,16 @@ public final class CacheStore: Store {
     // MARK: Commands
 
     public func execute(_ command: Command, durability override: Durability?) async -> Reply {
-        let key = command.key
-        if key.isEmpty { return .error(EngineError(.emptyKey, "the key is empty")) }
-        if key.count > configuration.maxKeyBytes {
-            return .error(EngineError(.keyTooLong, "the key is \(key.count) bytes; the limit is \(configuration.maxKeyBytes)"))
+        let placed: Placed
+        switch place(command, durability: override) {
+        case .failure(let error): return .error(error)
+        case .success(let success): placed = success
         }
-        let durability = override ?? configuration.durability
-        if let override, let error = check(override, for: command) { return .error(error) }
-        let namespace: Namespace
-        var prepared: PreparedValue? = nil
-        switch command {
-        case .get, .delete, .persist: namespace = .value
-        case .set(_, let value, _, _), .setTerm(_, let value, _):
-            if let error = checkSize(value) { return .error(error) }
-            namespace = .value
-            prepared = PreparedValue(value)
-        case .volatileSet(_, let value):
-            if let error = checkSize(value) { return .error(error) }
-            namespace = .volatile
-            prepared = PreparedValue(value)
-        case .volatileGet, .volatileDelete: namespace = .volatile
-        case .hashSet(_, _, let value, _):
-            if let error = checkSize(value) { return .error(error) }
-            namespace = .hash
-        case .hashGet, .hashDelete: namespace = .hash
-        }
-        let hash = Self.hash(namespace, key)
-        let shard = shards[Int(hash >> 40) % shards.count]
-        let logged = log != nil && durability == .log && command.changesPersistedData
-        // Every change on a node with a log is appended to it (replay must see them all, in
-        // order), whatever this command's durability: while the log cannot be written, none
-        // is taken, so that changes cannot pile up in memory waiting for the disk.
-        if command.changesPersistedData, let log, !log.isAccepting {
-            return .error(EngineError(.logUnavailable, "the append-only log cannot be written (is the disk full?); writes are refused until it can"))
-        }
+        let shard = placed.shard
         var memoryRetries = 0
         while true {
-            let now = clock.nowMilliseconds()
-            let maxValueBytes = configuration.maxValueBytes
-            let (step, lsn) = shard.state.withLock { state in
-                key.withUnsafeBytes { keyBytes in
-                    state.pendingLSN = 0
-                    let step = state.apply(
-                        command, key: keyBytes, hash: hash, prepared: prepared, now: now,
-                        durability: durability, maxValueBytes: maxValueBytes)
-                    return (step, state.pendingLSN)
-                }
-            }
-            if logged, lsn > 0, case .reply(let reply) = step, let log {
+            let (step, lsn) = applyOnce(placed)
+            if placed.logged, lsn > 0, case .reply(let reply) = step, let log {
                 // Acknowledge only once the log holds the change as durably as `fsync` says.
                 return await log.waitDurable(lsn)
                     ? reply
@@ -126,7 +88,8 @@ public final class CacheStore: Store {
             case .reply(let reply):
                 return reply
             case .load:
-                if case .failed(let error) = await load(shard: shard, namespace: namespace, key: key, hash: hash) {
+                let loaded = await load(shard: shard, namespace: placed.namespace, key: placed.key, hash: placed.hash)
+                if case .failed(let error) = loaded {
                     if error.code == .outOfMemory && memoryRetries < 3 {
                         memoryRetries += 1
                         if releaseMemory(excluding: shard) { continue }
@@ -134,7 +97,99 @@ public final class CacheStore: Store {
                     return .error(error)
                 }
             case .persist(let id, let version, let success, let failure):
-                return await persist(shard: shard, id: id, hash: hash, version: version) ? success : failure
+                return await persist(shard: shard, id: id, hash: placed.hash, version: version) ? success : failure
+            }
+        }
+    }
+
+    /// Carries out `command` at once when that needs no waiting, as a cache hit does, and
+    /// returns its reply; returns `nil`, having changed nothing, when it must wait (for the
+    /// backend, the log's sync, or memory to be freed): then call ``execute(_:durability:)``.
+    public func executeNow(_ command: Command, durability override: Durability?) -> Reply? {
+        let placed: Placed
+        switch place(command, durability: override) {
+        case .failure(let error): return .error(error)
+        case .success(let success): placed = success
+        }
+        // These reach `.persist` only after changing the entry, or wait for the log's sync.
+        if placed.logged || command.persistsNow { return nil }
+        if case .persist = command { return nil }
+        if placed.durability == .backend && command.changesPersistedData { return nil }
+        switch applyOnce(placed).step {
+        case .reply(.error(let error)) where error.code == .outOfMemory:
+            return nil
+        case .reply(let reply):
+            return reply
+        case .load, .persist:
+            return nil
+        }
+    }
+
+    /// A command checked and aimed at its shard: what ``execute(_:durability:)`` and
+    /// ``executeNow(_:durability:)`` need before they touch the shard.
+    private struct Placed {
+        var command: Command
+        var key: [UInt8]
+        var durability: Durability
+        var namespace: Namespace
+        var prepared: PreparedValue?
+        var hash: UInt64
+        var shard: Shard
+        /// Whether the reply waits for the log's sync.
+        var logged: Bool
+    }
+
+    /// Checks `command` (key, value size, durability override, the log) and finds its shard.
+    private func place(_ command: Command, durability override: Durability?) -> Result<Placed, EngineError> {
+        let key = command.key
+        if key.isEmpty { return .failure(EngineError(.emptyKey, "the key is empty")) }
+        if key.count > configuration.maxKeyBytes {
+            return .failure(EngineError(.keyTooLong, "the key is \(key.count) bytes; the limit is \(configuration.maxKeyBytes)"))
+        }
+        let durability = override ?? configuration.durability
+        if let override, let error = check(override, for: command) { return .failure(error) }
+        let namespace: Namespace
+        var prepared: PreparedValue? = nil
+        switch command {
+        case .get, .delete, .persist: namespace = .value
+        case .set(_, let value, _, _), .setTerm(_, let value, _):
+            if let error = checkSize(value) { return .failure(error) }
+            namespace = .value
+            prepared = PreparedValue(value)
+        case .volatileSet(_, let value):
+            if let error = checkSize(value) { return .failure(error) }
+            namespace = .volatile
+            prepared = PreparedValue(value)
+        case .volatileGet, .volatileDelete: namespace = .volatile
+        case .hashSet(_, _, let value, _):
+            if let error = checkSize(value) { return .failure(error) }
+            namespace = .hash
+        case .hashGet, .hashDelete: namespace = .hash
+        }
+        // Every change on a node with a log is appended to it (replay must see them all, in
+        // order), whatever this command's durability: while the log cannot be written, none
+        // is taken, so that changes cannot pile up in memory waiting for the disk.
+        if command.changesPersistedData, let log, !log.isAccepting {
+            return .failure(EngineError(.logUnavailable, "the append-only log cannot be written (is the disk full?); writes are refused until it can"))
+        }
+        let hash = Self.hash(namespace, key)
+        return .success(Placed(
+            command: command, key: key, durability: durability, namespace: namespace, prepared: prepared,
+            hash: hash, shard: shards[Int(hash >> 40) % shards.count],
+            logged: log != nil && durability == .log && command.changesPersistedData))
+    }
+
+    /// Applies a placed command to its shard once; returns the step and the lsn it logged.
+    private func applyOnce(_ placed: Placed) -> (step: Step, lsn: UInt64) {
+        let now = clock.nowMilliseconds()
+        let maxValueBytes = configuration.maxValueBytes
+        return placed.shard.state.withLock { state in
+            placed.key.withUnsafeBytes { keyBytes in
+                state.pendingLSN = 0
+                let step = state.apply(
+                    placed.command, key: keyBytes, hash: placed.hash, prepared: placed.prepared, now: now,
+                    durability: placed.durability, maxValueBytes: maxValueBytes)
+                return (step, state.pendingLSN)
             }
         }
     }

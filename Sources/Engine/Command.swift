@@ -127,11 +127,19 @@ public protocol Store: Sendable {
     ///   terms and hashes); on any other command it is ``EngineError/Code/badOption``.
     func execute(_ command: Command, durability: Durability?) async -> Reply
 
+    /// Carries out `command` at once, on the calling thread, when it needs no waiting (a
+    /// cache hit, a write acknowledged from memory), and returns its reply. Returns `nil`,
+    /// having changed nothing, when it would have to wait: then call
+    /// ``execute(_:durability:)``. A store without such a path always returns `nil`.
+    func executeNow(_ command: Command, durability: Durability?) -> Reply?
+
     /// A snapshot of the node's state, for `info`.
     func info() -> StoreInfo
 }
 
 extension Store {
+    public func executeNow(_ command: Command, durability: Durability?) -> Reply? { nil }
+
     /// Carries out one command with the node's `durability` setting.
     public func execute(_ command: Command) async -> Reply {
         await execute(command, durability: nil)

@@ -238,6 +238,32 @@ final class WriteBackTests: XCTestCase {
         XCTAssertEqual(memoryNode.object(.hash, "k"), #"{"f":"v"}"#)
     }
 
+    func testExecuteNowAnswersHitsAndMemoryWritesAndLeavesTheRestUntouched() async throws {
+        let fixture = StoreFixture()
+        let k = Array("k".utf8)
+        // A new key's write must first ask the backend whether it exists (to answer 1 or 0).
+        XCTAssertNil(fixture.store.executeNow(.set(key: k, value: Array("v".utf8), encoding: .bytes, persist: false), durability: nil))
+        XCTAssertEqual(fixture.store.executeNow(.get(key: k), durability: nil), nil)
+        _ = await fixture.store.set("k", "old")
+        XCTAssertEqual(
+            fixture.store.executeNow(.set(key: k, value: Array("v".utf8), encoding: .bytes, persist: false), durability: nil),
+            .written(created: false))
+        XCTAssertEqual(fixture.store.executeNow(.get(key: k), durability: nil), value("v"))
+        // A miss must read the backend: nil, and nothing changed.
+        _ = try await fixture.backend.base.put(ObjectKey(type: .string, key: Array("cold".utf8)), bytes: Array("c".utf8), condition: .none)
+        XCTAssertNil(fixture.store.executeNow(.get(key: Array("cold".utf8)), durability: nil))
+        // Persist-now and durability=backend writes wait for the backend: nil, nothing changed.
+        XCTAssertNil(fixture.store.executeNow(.set(key: k, value: Array("p".utf8), encoding: .bytes, persist: true), durability: nil))
+        XCTAssertNil(fixture.store.executeNow(.delete(key: k, persist: false), durability: .backend))
+        XCTAssertNil(fixture.store.executeNow(.persist(key: k), durability: nil))
+        XCTAssertEqual(fixture.store.executeNow(.get(key: k), durability: nil), value("v"))
+        XCTAssertNil(fixture.object(.string, "k"))
+        // Bad input is answered at once.
+        XCTAssertEqual(fixture.store.executeNow(.get(key: []), durability: nil), .error(EngineError(.emptyKey, "the key is empty")))
+        let cold = await fixture.store.get("cold")
+        XCTAssertEqual(cold, value("c"))
+    }
+
     func testADurabilityOverrideThatDoesNotApplyIsRefused() async {
         let fixture = StoreFixture()
         let k = Array("k".utf8)

@@ -48,6 +48,15 @@ final class FakeStore: Store {
         }
     }
 
+    /// Answers at once, as the engine answers a cache hit, unless the key is slow.
+    func executeNow(_ command: Command, durability: Durability?) -> Reply? {
+        guard !slowKeys.contains(command.key) else { return nil }
+        return state.withLock { state in
+            state.executed += 1
+            return Self.apply(command, to: &state)
+        }
+    }
+
     func execute(_ command: Command, durability: Durability?) async -> Reply {
         if slowKeys.contains(command.key) {
             await withCheckedContinuation { continuation in

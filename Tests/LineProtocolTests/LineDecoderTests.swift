@@ -90,28 +90,4 @@ final class LineDecoderTests: XCTestCase {
         XCTAssertNil(try channel.readInbound(as: LineFrame.self))
         XCTAssertTrue(try channel.finish().isClean)
     }
-
-    func testBatchingHandlerGroupsTheFramesOfOneRead() throws {
-        let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineDecoder(maxLineBytes: 64)))
-        try channel.pipeline.syncOperations.addHandler(LineBatchingHandler())
-        // `writeInbound` is one read followed by a read-complete.
-        try channel.writeInbound(ByteBuffer(string: "get a\nget b\r\nget"))
-        XCTAssertEqual(try channel.readInbound(as: [LineFrame].self), [line("get a"), line("get b")])
-        XCTAssertNil(try channel.readInbound(as: [LineFrame].self))
-        try channel.writeInbound(ByteBuffer(string: " c\n"))
-        XCTAssertEqual(try channel.readInbound(as: [LineFrame].self), [line("get c")])
-        XCTAssertTrue(try channel.finish().isClean)
-    }
-
-    func testBatchingHandlerDeliversFramesReadWithoutAReadComplete() throws {
-        let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineDecoder(maxLineBytes: 64)))
-        try channel.pipeline.syncOperations.addHandler(LineBatchingHandler())
-        channel.pipeline.fireChannelRead(ByteBuffer(string: "get a\n"))
-        XCTAssertNil(try channel.readInbound(as: [LineFrame].self))
-        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
-        XCTAssertEqual(try channel.readInbound(as: [LineFrame].self), [line("get a")])
-        XCTAssertTrue(try channel.finish().isClean)
-    }
 }

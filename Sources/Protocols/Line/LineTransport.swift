@@ -28,16 +28,14 @@ public final class LineTransport: Transport {
     /// `brain_connections_closed_total{transport="line",reason}`, indexed by ``CloseReason``.
     private let closes: CounterSet
     private let binding = Mutex<Binding>(.waiting([]))
+    /// The connections being served, to stop them on graceful shutdown.
+    private let openConnections = Mutex<[ObjectIdentifier: any Channel]>([:])
 
     private enum Binding {
         case waiting([CheckedContinuation<Int, any Error>])
         case bound(Int)
         case failed(any Error)
     }
-
-    /// Replies are flushed at least this often within one batch, so a batch of large values
-    /// does not pile up in memory.
-    private static let flushThreshold = 64 * 1024
 
     /// A transport serving `store`.
     ///
@@ -100,7 +98,7 @@ public final class LineTransport: Transport {
     ///
     /// - Throws: the bind error (address in use, bad host).
     public func run() async throws {
-        let serverChannel: NIOAsyncChannel<NIOAsyncChannel<[LineFrame], ByteBuffer>, Never>
+        let serverChannel: NIOAsyncChannel<any Channel, Never>
         do {
             serverChannel = try await bind()
         } catch {
@@ -118,36 +116,42 @@ public final class LineTransport: Transport {
                 await withDiscardingTaskGroup { group in
                     do {
                         for try await connection in connections {
-                            let count = activeConnections.add(1, ordering: .relaxed).newValue
-                            // The connection's task runs on its channel's event loop: no
-                            // thread hop between reading a batch and answering it.
-                            let executor = EventLoopTaskExecutor(connection.channel.eventLoop)
-                            if count > configuration.maxConnections {
-                                group.addTask(executorPreference: executor) { await self.reject(connection) }
-                            } else {
-                                group.addTask(executorPreference: executor) { await self.serve(connection) }
-                            }
+                            // The connection serves itself on its event loop; wait for it to
+                            // close, so that run() returns only once every connection has.
+                            group.addTask { try? await connection.closeFuture.get() }
                         }
                     } catch is CancellationError {
                         // The service group cancelled us: stop as on graceful shutdown.
                     } catch {
                         logger.error("line protocol stopped accepting: \(error)")
                     }
+                    // Read no more from any connection; each answers what it already read,
+                    // then closes.
+                    for connection in openConnections.withLock({ Array($0.values) }) {
+                        Self.stopReading(connection)
+                    }
                 }
             }
         } onGracefulShutdown: {
-            // Stop accepting; the connections stop on their own graceful-shutdown handlers.
+            // Stop accepting; the accept loop then stops every connection.
             serverChannel.channel.close(promise: nil)
         }
         logger.info("line protocol stopped")
     }
 
-    private func bind() async throws -> NIOAsyncChannel<NIOAsyncChannel<[LineFrame], ByteBuffer>, Never> {
+    /// Makes a connection read no more: it answers the commands it already read, then closes.
+    private static func stopReading(_ channel: any Channel) {
+        channel.pipeline.fireUserInboundEventTriggered(LineConnectionHandler.StopReading())
+    }
+
+    private func bind() async throws -> NIOAsyncChannel<any Channel, Never> {
         let maxLineBytes = configuration.maxLineBytes
         let idleTimeout = configuration.idleTimeout > .zero ? TimeAmount(configuration.idleTimeout) : nil
         let outputTimeout = TimeAmount(configuration.outputTimeout)
         let onClose: @Sendable (LineConnectionGuard.Reason) -> Void = { [self] reason in logGuardClose(reason) }
         let highWater = LineTransportConfiguration.outputHighWaterMark
+        let shared = LineConnectionHandler.Shared(
+            store: store, counters: counters, secret: secret, logger: logger, requestShutdown: requestShutdown)
         return try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -159,16 +163,36 @@ public final class LineTransport: Transport {
             .bind(host: configuration.host, port: configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
+                    let open = self.activeConnections.add(1, ordering: .relaxed).newValue
+                    channel.closeFuture.whenComplete { _ in self.connectionClosed(channel) }
+                    if open > self.configuration.maxConnections {
+                        try pipeline.addHandler(LineRefusalHandler(onRefuse: { self.logRefusal() }))
+                        return channel
+                    }
+                    self.openConnections.withLock { $0[ObjectIdentifier(channel)] = channel }
                     try pipeline.addHandler(
                         LineConnectionGuard(idleTimeout: idleTimeout, outputTimeout: outputTimeout, onClose: onClose))
                     try pipeline.addHandler(ByteToMessageHandler(LineDecoder(maxLineBytes: maxLineBytes)))
-                    try pipeline.addHandler(LineBatchingHandler())
-                    // At most a few reads' worth of commands wait for the connection's task.
-                    return try NIOAsyncChannel<[LineFrame], ByteBuffer>(
-                        wrappingChannelSynchronously: channel,
-                        configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 2)))
+                    try pipeline.addHandler(LineConnectionHandler(shared: shared, allocator: channel.allocator))
+                    return channel
                 }
             }
+    }
+
+    private func connectionClosed(_ channel: any Channel) {
+        activeConnections.subtract(1, ordering: .relaxed)
+        openConnections.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    /// Counts a connection refused past `maxConnections`, with one warning per 1,000.
+    private func logRefusal() {
+        closes.add(CloseReason.tooManyConnections.rawValue)
+        let refused = closes.value(CloseReason.tooManyConnections.rawValue)
+        if refused % 1000 == 1 {
+            logger.warning(
+                "line protocol refused a connection: \(configuration.maxConnections) connections already open",
+                metadata: ["refused_total": "\(refused)"])
+        }
     }
 
     /// Why the transport refused or closed a connection itself.
@@ -218,121 +242,5 @@ public final class LineTransport: Transport {
         for waiter in waiters {
             waiter.resume(with: outcome)
         }
-    }
-
-    /// Answers a connection beyond `maxConnections` with `error too_many_connections` and
-    /// closes it.
-    private func reject(_ connection: NIOAsyncChannel<[LineFrame], ByteBuffer>) async {
-        defer { activeConnections.subtract(1, ordering: .relaxed) }
-        // One warning per 1,000 refusals, so that a flood of connections cannot flood the log.
-        closes.add(CloseReason.tooManyConnections.rawValue)
-        let refused = closes.value(CloseReason.tooManyConnections.rawValue)
-        if refused % 1000 == 1 {
-            logger.warning(
-                "line protocol refused a connection: \(configuration.maxConnections) connections already open",
-                metadata: ["refused_total": "\(refused)"])
-        }
-        let channel = connection.channel
-        var reply = channel.allocator.buffer(capacity: 40)
-        LineReplyEncoder.encode(LineProtocolError.tooManyConnections, into: &reply)
-        try? await connection.executeThenClose { _, _ in
-            try await channel.writeAndFlush(reply).get()
-        }
-    }
-
-    /// Serves one connection until the client quits or leaves, a line is too long, or the
-    /// node shuts down. Never throws: a connection's failure is its own.
-    private func serve(_ connection: NIOAsyncChannel<[LineFrame], ByteBuffer>) async {
-        defer { activeConnections.subtract(1, ordering: .relaxed) }
-        let channel = connection.channel
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                try await withGracefulShutdownHandler {
-                    try await converse(channel: channel, inbound: inbound, outbound: outbound)
-                } onGracefulShutdown: {
-                    // Read no more; what was already read is answered, then the connection
-                    // closes when the inbound stream ends.
-                    let promise = channel.eventLoop.makePromise(of: Void.self)
-                    promise.futureResult.whenFailure { error in
-                        if let error = error as? ChannelError, error == .inputClosed { return }
-                        channel.close(promise: nil)
-                    }
-                    channel.close(mode: .input, promise: promise)
-                }
-            }
-        } catch {
-            logger.debug(
-                "line protocol connection failed",
-                metadata: ["peer": "\(channel.remoteAddress?.description ?? "?")", "error": "\(error)"])
-        }
-    }
-
-    /// The command loop of one connection. Returns once every reply has reached the socket.
-    private func converse(
-        channel: any Channel, inbound: NIOAsyncChannelInboundStream<[LineFrame]>,
-        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
-    ) async throws {
-        var session = LineSession(secret: secret)
-        var output = channel.allocator.buffer(capacity: 1024)
-        batches: for try await batch in inbound {
-            for frame in batch {
-                let line: ByteBuffer
-                switch frame {
-                case .line(let bytes):
-                    line = bytes
-                case .tooLong(let limit):
-                    LineReplyEncoder.encode(LineProtocolError.lineTooLong(limit: limit), into: &output)
-                    break batches
-                }
-                let step = line.withUnsafeReadableBytes { session.receive($0) }
-                if let command = step.command {
-                    counters.add(command.rawValue)
-                }
-                switch step.directive {
-                case .ignore:
-                    break
-                case .execute(let command, let durability):
-                    let reply = await store.execute(command, durability: durability)
-                    LineReplyEncoder.encode(reply, into: &output)
-                case .replyOK:
-                    LineReplyEncoder.encodeFlag(true, into: &output)
-                case .replyError(let error):
-                    LineReplyEncoder.encode(error, into: &output)
-                case .replyHelp:
-                    LineReplyEncoder.encodeHelp(into: &output)
-                case .replyInfo:
-                    LineReplyEncoder.encodeInfo(store.info().fields, into: &output)
-                case .quit:
-                    break batches
-                case .shutdown:
-                    LineReplyEncoder.encodeFlag(true, into: &output)
-                    try await outbound.write(output)
-                    output.clear()
-                    logger.notice(
-                        "line protocol client asked for shutdown",
-                        metadata: ["peer": "\(channel.remoteAddress?.description ?? "?")"])
-                    requestShutdown()
-                }
-                if output.readableBytes >= Self.flushThreshold {
-                    try await outbound.write(output)
-                    output.clear()
-                }
-            }
-            // One flush for the replies of one read.
-            if output.readableBytes > 0 {
-                try await outbound.write(output)
-                output.clear()
-            }
-        }
-        // The connection closes next (quit, a line too long, end of input, shutdown): wait
-        // until every reply has left, so that closing loses none.
-        try await writeLast(output, to: channel)
-    }
-
-    /// Writes the last bytes of a connection and waits until they, and every reply before
-    /// them, have reached the socket, so that closing next loses nothing.
-    private func writeLast(_ output: ByteBuffer, to channel: any Channel) async throws {
-        // Writes leave in order, so this write completing means the earlier ones have too.
-        try await channel.writeAndFlush(output).get()
     }
 }
