@@ -9,7 +9,7 @@ extension ShardState {
         switch command {
         case .get:
             guard let id = present(.value, key, hash, now) else { return .load }
-            let entry = meta[Int(id)]
+            let entry = meta[packed: Int(id)]
             guard entry.isLive else { return .reply(.notFound) }
             touch(id, now)
             return .reply(.value(StoredValue(
@@ -32,14 +32,14 @@ extension ShardState {
 
         case .persist:
             guard let id = present(.value, key, hash, now) else { return .load }
-            let entry = meta[Int(id)]
+            let entry = meta[packed: Int(id)]
             guard entry.isLive else { return .reply(.notFound) }
             touch(id, now)
             if entry.state != .dirty { return .reply(.persisted(true)) }
             return .persist(id: id, version: entry.version, success: .persisted(true), failure: .persisted(false))
 
         case .volatileGet:
-            guard let id = lookup(.volatile, key, hash: hash), meta[Int(id)].isLive else { return .reply(.notFound) }
+            guard let id = lookup(.volatile, key, hash: hash), meta[packed: Int(id)].isLive else { return .reply(.notFound) }
             touch(id, now)
             return .reply(.value(StoredValue(type: .volatile, bytes: value(of: id))))
 
@@ -63,7 +63,7 @@ extension ShardState {
 
         case .hashGet(_, let fields):
             guard let id = present(.hash, key, hash, now) else { return .load }
-            guard meta[Int(id)].isLive else { return .reply(.notFound) }
+            guard meta[packed: Int(id)].isLive else { return .reply(.notFound) }
             touch(id, now)
             let json = value(of: id)
             if fields.isEmpty { return .reply(.hash(json)) }
@@ -77,7 +77,7 @@ extension ShardState {
         case .hashSet(_, let field, let fieldValue, let persist):
             guard let id = present(.hash, key, hash, now) else { return .load }
             var document = HashDocument()
-            if meta[Int(id)].isLive {
+            if meta[packed: Int(id)].isLive {
                 do throws(EngineError) { document = try HashDocument(json: value(of: id)) } catch { return .reply(.error(error)) }
             }
             let created: Bool
@@ -93,7 +93,7 @@ extension ShardState {
 
         case .hashDelete(_, let fields, let persist):
             guard let id = present(.hash, key, hash, now) else { return .load }
-            guard meta[Int(id)].isLive else { return .reply(.deleted(false)) }
+            guard meta[packed: Int(id)].isLive else { return .reply(.deleted(false)) }
             if fields.isEmpty {
                 return deleteEntry(id, now: now, persist: persist || alwaysPersist, persistReplies: .written)
             }
@@ -125,7 +125,7 @@ extension ShardState {
     /// absent); `nil` when the backend must be asked. Expired not-found records are dropped.
     private mutating func present(_ namespace: Namespace, _ key: UnsafeRawBufferPointer, _ hash: UInt64, _ now: Int64) -> UInt32? {
         guard let id = lookup(namespace, key, hash: hash) else { return nil }
-        let entry = meta[Int(id)]
+        let entry = meta[packed: Int(id)]
         if entry.state == .absent && entry.lastWrite <= now && isEvictable(id) {
             remove(id)
             return nil
@@ -134,8 +134,10 @@ extension ShardState {
     }
 
     private mutating func touch(_ id: UInt32, _ now: Int64) {
-        meta[Int(id)].lastAccess = now
-        meta[Int(id)].flags.insert(.referenced)
+        meta.update(Int(id)) { entry in
+            entry.lastAccess = now
+            entry.flags.insert(.referenced)
+        }
     }
 
     /// Sets a string, term or hash value.
@@ -144,7 +146,7 @@ extension ShardState {
         _ value: PreparedValue, erlangString: Bool, now: Int64, persist: Bool, persistReplies: PersistReplies
     ) -> Step {
         guard let id = present(namespace, key, hash, now) else { return .load }
-        let entry = meta[Int(id)]
+        let entry = meta[packed: Int(id)]
         let created = !entry.isLive
         let oldDirty = entry.state == .dirty ? Int(entry.rawLength) : 0
         if dirtyBytes.value - oldDirty + value.raw.count > settings.maxDirtyBytes, value.raw.count > oldDirty {
@@ -153,24 +155,26 @@ extension ShardState {
                 "max_dirty_bytes (\(settings.maxDirtyBytes)) reached: the write-back is behind; retry later")))
         }
         do throws(EngineError) { try replaceValue(id, value) } catch { return .reply(.error(error)) }
-        meta[Int(id)].type = type
-        meta[Int(id)].flags.remove(.tombstone)
-        if erlangString { meta[Int(id)].flags.insert(.erlangString) } else { meta[Int(id)].flags.remove(.erlangString) }
+        var changed = meta[Int(id)]
+        changed.type = type
+        changed.flags.remove(.tombstone)
+        if erlangString { changed.flags.insert(.erlangString) } else { changed.flags.remove(.erlangString) }
+        meta[Int(id)] = changed
         markDirty(id, now: now, oldDirtyBytes: oldDirty)
         let reply = Reply.written(created: created)
         guard persist else { return .reply(reply) }
         switch persistReplies {
         case .persisted:
-            return .persist(id: id, version: meta[Int(id)].version, success: .persisted(true), failure: .persisted(false))
+            return .persist(id: id, version: meta[packed: Int(id)].version, success: .persisted(true), failure: .persisted(false))
         case .written:
-            return .persist(id: id, version: meta[Int(id)].version, success: reply, failure: .error(Self.persistFailed))
+            return .persist(id: id, version: meta[packed: Int(id)].version, success: reply, failure: .error(Self.persistFailed))
         }
     }
 
     /// Deletes a string, term or whole hash: a dirty tombstone until the backend object is
     /// gone, or at once when the backend never had it.
     private mutating func deleteEntry(_ id: UInt32, now: Int64, persist: Bool, persistReplies: PersistReplies) -> Step {
-        let entry = meta[Int(id)]
+        let entry = meta[packed: Int(id)]
         let existed = entry.isLive
         let success: Reply = persistReplies == .persisted ? .persisted(true) : .deleted(existed)
         if !existed {
@@ -189,21 +193,25 @@ extension ShardState {
             }
             dirtyBytes.add(-oldDirty)
             try! replaceValue(id, nil)
-            meta[Int(id)].state = .absent
-            meta[Int(id)].flags.remove(.queued)
-            meta[Int(id)].version += 1
-            meta[Int(id)].persistedVersion = meta[Int(id)].version
-            meta[Int(id)].lastWrite = now + settings.negativeTTL
+            var forgotten = meta[Int(id)]
+            forgotten.state = .absent
+            forgotten.flags.remove(.queued)
+            forgotten.version += 1
+            forgotten.persistedVersion = forgotten.version
+            forgotten.lastWrite = now + settings.negativeTTL
+            meta[Int(id)] = forgotten
             return .reply(success)
         }
         // Shrinking to no value always fits the current chunk.
         try! replaceValue(id, nil)
-        meta[Int(id)].flags.insert(.tombstone)
-        meta[Int(id)].flags.remove(.erlangString)
+        meta.update(Int(id)) { entry in
+            entry.flags.insert(.tombstone)
+            entry.flags.remove(.erlangString)
+        }
         markDirty(id, now: now, oldDirtyBytes: oldDirty)
         guard persist else { return .reply(success) }
         return .persist(
-            id: id, version: meta[Int(id)].version, success: success,
+            id: id, version: meta[packed: Int(id)].version, success: success,
             failure: persistReplies == .persisted ? .persisted(false) : .error(Self.persistFailed))
     }
 

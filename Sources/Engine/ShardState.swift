@@ -42,7 +42,8 @@ struct ShardState: ~Copyable {
     /// The lsn of the last change a command appended to the log, for the caller to wait on.
     var pendingLSN: UInt64 = 0
     var slab: Slab
-    var meta: [EntryMeta] = []
+    /// Every entry by id (packed; see ``EntryTable``).
+    var meta = EntryTable()
     var freeIds: [UInt32] = []
     /// Open addressing with linear probing: entry id + 1, or 0 for an empty slot.
     var table: [UInt32] = Array(repeating: 0, count: 64)
@@ -82,7 +83,7 @@ struct ShardState: ~Copyable {
             let stored = table[slot]
             if stored == 0 { return nil }
             let id = stored - 1
-            let entry = meta[Int(id)]
+            let entry = meta[packed: Int(id)]
             if entry.hash == hash, entry.namespace == namespace, Int(entry.keyLength) == key.count,
                 memcmp(slab.pointer(entry.chunk) + Slab.headerSize, key.baseAddress!, key.count) == 0
             {
@@ -114,7 +115,7 @@ struct ShardState: ~Copyable {
             next = (next + 1) & mask
             let stored = table[next]
             if stored == 0 { break }
-            let home = Int(truncatingIfNeeded: meta[Int(stored - 1)].hash) & mask
+            let home = Int(truncatingIfNeeded: meta[packed: Int(stored - 1)].hash) & mask
             let stays = hole <= next ? (hole < home && home <= next) : (hole < home || home <= next)
             if stays { continue }
             table[hole] = stored
@@ -129,32 +130,47 @@ struct ShardState: ~Copyable {
         table = Array(repeating: 0, count: old.count * 2)
         let mask = table.count - 1
         for stored in old where stored != 0 {
-            var slot = Int(truncatingIfNeeded: meta[Int(stored - 1)].hash) & mask
+            var slot = Int(truncatingIfNeeded: meta[packed: Int(stored - 1)].hash) & mask
             while table[slot] != 0 { slot = (slot + 1) & mask }
             table[slot] = stored
         }
         accountIndex()
     }
 
-    private mutating func accountIndex() {
-        let bytes = meta.capacity * MemoryLayout<EntryMeta>.stride + table.count * 4
-            + freeIds.capacity * 4
+    /// Brings ``indexBytes`` and the memory budget up to date with what the index holds:
+    /// the entry table, the hash table, the free ids and the due queue.
+    mutating func accountIndex() {
+        let bytes = meta.allocatedBytes + table.count * MemoryLayout<UInt32>.stride
+            + freeIds.capacity * MemoryLayout<UInt32>.stride + due.allocatedBytes
+        guard bytes != indexBytes else { return }
         slab.budget.force(bytes - indexBytes)
         indexBytes = bytes
+    }
+
+    /// The index grows by force (an entry needs its id, slot and queue place even when the
+    /// budget is spent). Called when a change of entry `id` made the index grow (rarely: by a
+    /// block of ids, a doubling of the hash table or of the due queue): if that took the
+    /// budget past its limit, whole pages whose entries may all leave go back to it, so that
+    /// slab pages and index together stay within `max_memory` as long as anything can leave.
+    private mutating func returnPagesIfOverBudget(protecting id: UInt32) {
+        while slab.budget.usedBytes > slab.budget.limit, let page = evictablePage(protecting: id) {
+            evictPage(page)
+            slab.releasePage(page)
+        }
     }
 
     // MARK: Entries
 
     /// The key bytes of an entry.
     func key(of id: UInt32) -> [UInt8] {
-        let entry = meta[Int(id)]
+        let entry = meta[packed: Int(id)]
         let start = slab.pointer(entry.chunk) + Slab.headerSize
         return Array(UnsafeRawBufferPointer(start: start, count: Int(entry.keyLength)))
     }
 
     /// The value bytes of an entry, decompressed.
     func value(of id: UInt32) -> [UInt8] {
-        let entry = meta[Int(id)]
+        let entry = meta[packed: Int(id)]
         let start = slab.pointer(entry.chunk) + Slab.headerSize + Int(entry.keyLength)
         let stored = UnsafeRawBufferPointer(start: start, count: Int(entry.storedLength))
         guard entry.flags.contains(.compressed) else { return Array(stored) }
@@ -171,13 +187,14 @@ struct ShardState: ~Copyable {
         namespace: Namespace, type: EntryType, key: UnsafeRawBufferPointer, hash: UInt64,
         value: PreparedValue?, state: EntryState, now: Int64
     ) throws(EngineError) -> UInt32 {
+        precondition(Namespace(type) == namespace, "a \(type) entry in the \(namespace) namespace")
+        let indexBefore = indexBytes
         let id: UInt32
         if let reused = freeIds.popLast() {
             id = reused
         } else {
-            id = UInt32(meta.count)
-            meta.append(EntryMeta())
-            if meta.count == meta.capacity || meta.count == 1 { accountIndex() }
+            id = meta.append(EntryMeta())
+            accountIndex()
         }
         let size = Slab.headerSize + key.count + (value?.storedCount ?? 0)
         guard let chunk = allocateChunk(size: size, owner: id, protecting: nil) else {
@@ -186,10 +203,8 @@ struct ShardState: ~Copyable {
         }
         var entry = EntryMeta()
         entry.chunk = chunk.ref
-        entry.sizeClass = UInt8(chunk.sizeClass)
         entry.hash = hash
         entry.keyLength = UInt16(key.count)
-        entry.namespace = namespace
         entry.type = type
         entry.state = state
         entry.lastAccess = now
@@ -199,6 +214,7 @@ struct ShardState: ~Copyable {
         meta[Int(id)] = entry
         storeValue(id, value)
         tableInsert(id, hash: hash)
+        if indexBytes > indexBefore { returnPagesIfOverBudget(protecting: id) }
         return id
     }
 
@@ -207,7 +223,7 @@ struct ShardState: ~Copyable {
         var entry = meta[Int(id)]
         let size = Slab.headerSize + Int(entry.keyLength) + (value?.storedCount ?? 0)
         let newClass = settings.sizeClasses.index(for: size)!
-        if newClass != Int(entry.sizeClass) {
+        if newClass != slab.pageClass[Int(entry.chunk.page)] {
             guard let chunk = allocateChunk(size: size, owner: id, protecting: id) else {
                 throw EngineError(.outOfMemory, "no memory left for the value: every evictable entry is dirty")
             }
@@ -216,7 +232,6 @@ struct ShardState: ~Copyable {
                 from: slab.pointer(entry.chunk) + keyStart, byteCount: Int(entry.keyLength))
             slab.release(entry.chunk)
             entry.chunk = chunk.ref
-            entry.sizeClass = UInt8(chunk.sizeClass)
             meta[Int(id)] = entry
         }
         storeValue(id, value)
@@ -251,23 +266,22 @@ struct ShardState: ~Copyable {
 
     /// Drops an entry from memory. It must not be dirty or being written.
     mutating func remove(_ id: UInt32) {
-        let entry = meta[Int(id)]
+        let entry = meta[packed: Int(id)]
         rawBytes -= Int(entry.rawLength)
         storedBytes -= Int(entry.storedLength)
         tableRemove(id, hash: entry.hash)
         slab.release(entry.chunk)
-        meta[Int(id)].state = .absent
-        meta[Int(id)].hash = 0
-        meta[Int(id)].flags = []
-        meta[Int(id)].rawLength = 0
-        meta[Int(id)].storedLength = 0
+        // A free id: hash 0, absent, no flags, and no side record.
+        var freed = EntryMeta()
+        freed.state = .absent
+        meta[Int(id)] = freed
         freeIds.append(id)
-        if freeIds.count == freeIds.capacity { accountIndex() }
+        accountIndex()
     }
 
     /// Whether an entry may leave memory now.
     func isEvictable(_ id: UInt32) -> Bool {
-        let entry = meta[Int(id)]
+        let entry = meta[packed: Int(id)]
         return entry.state != .dirty && !entry.flags.contains(.writing) && !entry.flags.contains(.queued)
             && writeWaiters[id] == nil
     }
@@ -309,8 +323,8 @@ struct ShardState: ~Copyable {
                 for chunk in slab.carvedChunks(ofPage: page) {
                     let owner = slab.owner(chunk)
                     guard owner != Slab.freeOwner, owner != protecting else { continue }
-                    if meta[Int(owner)].flags.contains(.referenced) {
-                        meta[Int(owner)].flags.remove(.referenced)
+                    if meta[packed: Int(owner)].flags.contains(.referenced) {
+                        meta.update(Int(owner)) { $0.flags.remove(.referenced) }
                         continue
                     }
                     if isEvictable(owner) {
@@ -372,6 +386,7 @@ struct ShardState: ~Copyable {
     /// Marks an entry changed: a new version, dirty, queued for write-back, and appended to
     /// the log when there is one (a replayed change carries the lsn it already has).
     mutating func markDirty(_ id: UInt32, now: Int64, oldDirtyBytes: Int, replayedLSN: UInt64? = nil) {
+        let indexBefore = indexBytes
         var entry = meta[Int(id)]
         entry.version += 1
         entry.lastWrite = now
@@ -396,6 +411,8 @@ struct ShardState: ~Copyable {
         }
         dirtyBytes.add(Int(entry.rawLength) - oldDirtyBytes)
         meta[Int(id)] = entry
+        accountIndex()
+        if indexBytes > indexBefore { returnPagesIfOverBudget(protecting: id) }
     }
 
     /// Takes up to `limit` entries whose write-back is due (all dirty ones when `force`), and
@@ -428,6 +445,7 @@ struct ShardState: ~Copyable {
             meta[Int(id)] = entry
             jobs.append(beginWrite(id))
         }
+        accountIndex()
         return jobs
     }
 
@@ -435,7 +453,6 @@ struct ShardState: ~Copyable {
     mutating func beginWrite(_ id: UInt32) -> WriteJob {
         var entry = meta[Int(id)]
         entry.flags.insert(.writing)
-        entry.writingVersion = entry.version
         entry.writingLSN = entry.lastLSN
         meta[Int(id)] = entry
         inFlightWrites += 1
@@ -485,6 +502,7 @@ struct ShardState: ~Copyable {
         } else {
             meta[Int(job.id)] = entry
         }
+        accountIndex()
         return writeWaiters.removeValue(forKey: job.id) ?? []
     }
 
@@ -498,30 +516,31 @@ struct ShardState: ~Copyable {
             if sweepCursor >= meta.count { sweepCursor = 0 }
             let id = UInt32(sweepCursor)
             sweepCursor += 1
-            let entry = meta[Int(id)]
+            let packed = meta[packed: Int(id)]
             // Freed ids keep a hash of 0; live hashes never are 0 (see CacheStore.hash).
-            guard entry.hash != 0 else { continue }
-            switch entry.state {
+            guard packed.hash != 0 else { continue }
+            switch packed.state {
             case .absent:
-                if entry.lastWrite <= now, isEvictable(id) { remove(id) }
+                if packed.lastWrite <= now, isEvictable(id) { remove(id) }
             case .clean:
-                if now - entry.lastAccess >= settings.idleTTL, isEvictable(id) {
+                if now - packed.lastAccess >= settings.idleTTL, isEvictable(id) {
                     remove(id)
                     evictions += 1
                 }
             case .dirty:
-                if now - entry.lastAccess >= settings.idleTTL, entry.retryAfter <= now,
-                    !entry.flags.contains(.writing)
-                {
+                guard now - packed.lastAccess >= settings.idleTTL, !packed.flags.contains(.writing) else { continue }
+                // The backoff may be in the side record.
+                var entry = meta[Int(id)]
+                if entry.retryAfter <= now {
                     // Idle past idle_ttl: due now, whatever the flush delay says.
-                    meta[Int(id)].lastWrite = min(entry.lastWrite, now - settings.flushDelay)
-                    if !entry.flags.contains(.queued) {
-                        meta[Int(id)].flags.insert(.queued)
-                    }
+                    entry.lastWrite = min(entry.lastWrite, now - settings.flushDelay)
+                    entry.flags.insert(.queued)
+                    meta[Int(id)] = entry
                     due.push(at: now, id)
                 }
             }
         }
+        accountIndex()
     }
 }
 
@@ -537,40 +556,97 @@ struct LoadKey: Hashable {
     var key: [UInt8]
 }
 
-/// A binary min-heap of (due time, entry id).
+/// A binary min-heap of (due time, entry id) in 8 bytes an item: two parallel arrays, the
+/// times as 32-bit millisecond offsets from ``base``.
+///
+/// The offsets span 49 days: a window that starts 24 days before the first time pushed into
+/// an empty queue, and moves up when a later time falls beyond it. A time before the window
+/// (more than 24 days in the past, so due long ago) is kept as the window's start, still in
+/// the past: it pops as due, and the write-back checks the entry's real due time anyway.
 struct DueQueue {
-    private var items: [(time: Int64, id: UInt32)] = []
+    /// Below this many items, the arrays keep their capacity when the queue shrinks.
+    private static let keptCapacity = 1024
+    /// How far the window reaches back from a time that (re)starts it.
+    private static let reach = Int64(1) << 31
 
-    var count: Int { items.count }
+    /// The time of offset 0.
+    private var base: Int64 = 0
+    private var offsets: [UInt32] = []
+    private var ids: [UInt32] = []
 
-    func peek() -> (time: Int64, id: UInt32)? { items.first }
+    var count: Int { offsets.count }
+
+    /// Bytes the queue's arrays hold.
+    var allocatedBytes: Int {
+        offsets.capacity * MemoryLayout<UInt32>.stride + ids.capacity * MemoryLayout<UInt32>.stride
+    }
+
+    func peek() -> (time: Int64, id: UInt32)? {
+        guard let offset = offsets.first, let id = ids.first else { return nil }
+        return (base + Int64(offset), id)
+    }
 
     mutating func push(at time: Int64, _ id: UInt32) {
-        items.append((time, id))
-        var child = items.count - 1
+        if offsets.isEmpty {
+            base = time - Self.reach
+        } else if time - base > Int64(UInt32.max) {
+            moveWindow(endingAfter: time)
+        }
+        offsets.append(UInt32(clamping: max(0, time - base)))
+        ids.append(id)
+        var child = offsets.count - 1
         while child > 0 {
             let parent = (child - 1) / 2
-            if items[parent].time <= items[child].time { break }
-            items.swapAt(parent, child)
+            if offsets[parent] <= offsets[child] { break }
+            swapAt(parent, child)
             child = parent
         }
     }
 
     mutating func pop() -> (time: Int64, id: UInt32)? {
-        guard !items.isEmpty else { return nil }
-        items.swapAt(0, items.count - 1)
-        let top = items.removeLast()
+        guard !offsets.isEmpty else { return nil }
+        swapAt(0, offsets.count - 1)
+        let top = (time: base + Int64(offsets.removeLast()), id: ids.removeLast())
         var parent = 0
         while true {
             let left = parent * 2 + 1
             let right = left + 1
             var smallest = parent
-            if left < items.count && items[left].time < items[smallest].time { smallest = left }
-            if right < items.count && items[right].time < items[smallest].time { smallest = right }
+            if left < offsets.count && offsets[left] < offsets[smallest] { smallest = left }
+            if right < offsets.count && offsets[right] < offsets[smallest] { smallest = right }
             if smallest == parent { break }
-            items.swapAt(parent, smallest)
+            swapAt(parent, smallest)
             parent = smallest
         }
+        if offsets.count < offsets.capacity / 4 && offsets.capacity > Self.keptCapacity {
+            // A burst of dirty entries is written back: give its memory back too.
+            offsets = Self.shrunk(offsets)
+            ids = Self.shrunk(ids)
+        }
         return top
+    }
+
+    /// Moves the window up so that `time` falls in it, 24 days from its end. Items that fall
+    /// before the new start keep it as their time; the order of the heap holds, since the
+    /// new offsets are a non-decreasing function of the old ones.
+    private mutating func moveWindow(endingAfter time: Int64) {
+        let newBase = time - Self.reach
+        for index in offsets.indices {
+            offsets[index] = UInt32(clamping: max(0, base + Int64(offsets[index]) - newBase))
+        }
+        base = newBase
+    }
+
+    /// A copy of `array` with room for twice its items (`Array(array)` would share the buffer).
+    private static func shrunk<Element>(_ array: [Element]) -> [Element] {
+        var copy: [Element] = []
+        copy.reserveCapacity(array.count * 2)
+        copy.append(contentsOf: array)
+        return copy
+    }
+
+    private mutating func swapAt(_ i: Int, _ j: Int) {
+        offsets.swapAt(i, j)
+        ids.swapAt(i, j)
     }
 }

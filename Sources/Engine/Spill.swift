@@ -143,7 +143,7 @@ extension CacheStore {
         for shard in shards {
             shard.state.withLock { state in
                 for id in state.meta.indices {
-                    let entry = state.meta[id]
+                    let entry = state.meta[packed: id]
                     guard entry.hash != 0, entry.state == .dirty, entry.type.isPersisted else { continue }
                     let tombstone = entry.flags.contains(.tombstone)
                     records.append(SpillRecord(
@@ -189,15 +189,17 @@ extension CacheStore {
                                 namespace: namespace, type: record.type, key: keyBytes, hash: hash,
                                 value: prepared, state: .absent, now: now)
                         }
-                        state.meta[Int(id)].type = record.type
+                        var entry = state.meta[Int(id)]
+                        entry.type = record.type
                         // The backend's state is unknown: assume it holds an object of this
                         // type, so that a spilled delete reaches it.
-                        state.meta[Int(id)].backendType = record.type.rawValue
+                        entry.backendType = record.type.rawValue
                         if record.value == nil {
-                            state.meta[Int(id)].flags.insert(.tombstone)
+                            entry.flags.insert(.tombstone)
                         } else if record.encoding == .erlangString {
-                            state.meta[Int(id)].flags.insert(.erlangString)
+                            entry.flags.insert(.erlangString)
                         }
+                        state.meta[Int(id)] = entry
                         state.markDirty(id, now: now, oldDirtyBytes: 0, replayedLSN: lsn)
                         return .success(())
                     } catch {
