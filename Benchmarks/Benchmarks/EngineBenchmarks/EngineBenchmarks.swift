@@ -20,7 +20,7 @@ let benchmarks: @Sendable () -> Void = {
         repeating: #"{"id":12345,"name":"player one","guild":"knights","items":["sword","shield"],"hp":100},"#,
         count: 24).prefix(2048).utf8)
 
-    Benchmark("LZ4 compress 2 KB JSON") { benchmark in
+    Benchmark("LZ4_compress_2_KB_JSON") { benchmark in
         var output = [UInt8](repeating: 0, count: record.count)
         for _ in benchmark.scaledIterations {
             let length = record.withUnsafeBytes { source in
@@ -30,7 +30,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("LZ4 decompress 2 KB JSON") { benchmark in
+    Benchmark("LZ4_decompress_2_KB_JSON") { benchmark in
         let compressed = LZ4Codec.compress(record)!
         var output = [UInt8](repeating: 0, count: record.count)
         for _ in benchmark.scaledIterations {
@@ -53,8 +53,8 @@ let benchmarks: @Sendable () -> Void = {
 
     let keys = (0..<10_000).map { Array("user:\($0)".utf8) }
 
-    for (name, value) in [("100 B", small), ("2 KB", record)] {
-        Benchmark("set \(name) (hit)") { benchmark in
+    for (name, value) in [("100_B", small), ("2_KB", record)] {
+        Benchmark("set_\(name)_(hit)") { benchmark in
             let store = makeStore()
             for key in keys { _ = await store.execute(.set(key: key, value: value, encoding: .bytes, persist: false)) }
             benchmark.startMeasurement()
@@ -63,7 +63,7 @@ let benchmarks: @Sendable () -> Void = {
             }
         }
 
-        Benchmark("get \(name) (hit)") { benchmark in
+        Benchmark("get_\(name)_(hit)") { benchmark in
             let store = makeStore()
             for key in keys { _ = await store.execute(.set(key: key, value: value, encoding: .bytes, persist: false)) }
             benchmark.startMeasurement()
@@ -73,7 +73,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("get miss (remembered not-found)") { benchmark in
+    Benchmark("get_miss_(remembered_not-found)") { benchmark in
         let store = makeStore()
         for key in keys { _ = await store.execute(.get(key: key)) }
         benchmark.startMeasurement()
@@ -82,7 +82,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("set 2 KB under eviction pressure (8 MB)") { benchmark in
+    Benchmark("set_2_KB_under_eviction_pressure_(8_MB)") { benchmark in
         var random = SystemRandomNumberGenerator()
         let incompressible = (0..<2048).map { _ in UInt8.random(in: 0...255, using: &random) }
         let store = makeStore(maxMemory: 8 << 20)
@@ -95,7 +95,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("line command parse (set 100 B)") { benchmark in
+    Benchmark("line_command_parse_(set_100_B)") { benchmark in
         let line = Array("set user:42 ".utf8) + small
         for _ in benchmark.scaledIterations {
             line.withUnsafeBytes { bytes in
@@ -106,7 +106,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("ETF encode + decode {s, Id, Value}") { benchmark in
+    Benchmark("ETF_encode_+_decode_{s,_Id,_Value}") { benchmark in
         let term = Term.tuple([.atom("s"), .binary(Array("user:42".utf8)), .binary(small)])
         for _ in benchmark.scaledIterations {
             let bytes = ExternalTermFormat.encode(term)
@@ -114,7 +114,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("SigV4 sign S3 PUT") { benchmark in
+    Benchmark("SigV4_sign_S3_PUT") { benchmark in
         let signer = S3Signer(
             credentials: .init(accessKeyID: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
             region: "us-east-1")
