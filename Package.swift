@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "brain", targets: ["Server"]),
         .library(name: "Engine", targets: ["Engine"]),
         .library(name: "LineProtocol", targets: ["LineProtocol"]),
+        .library(name: "ErlangTransport", targets: ["ErlangTransport"]),
         .library(name: "S3Backend", targets: ["S3Backend"]),
     ],
     dependencies: [
