@@ -143,10 +143,22 @@ def test_a_huge_pipeline_is_answered_in_full_with_bounded_memory(brain):
 
 def test_connections_past_max_connections_are_refused_with_an_error(brain):
     node = brain(max_connections="20")
-    clients = [node.client() for _ in range(20)]
+    clients = []
     try:
-        for c in clients:
-            assert c.call("get", "none") == b"null"
+        # A connection counts until its close has been handled, so the harness's probe of the
+        # port at start-up may still hold a slot for a moment: retry a refused one briefly.
+        for _ in range(20):
+            deadline = time.monotonic() + 10
+            while True:
+                c = node.client()
+                reply = c.call("get", "none")
+                if reply == b"null":
+                    clients.append(c)
+                    break
+                c.close()
+                assert reply == b"error too_many_connections", reply
+                assert time.monotonic() < deadline, "a slot was never given back"
+                time.sleep(0.05)
         with node.client() as extra:
             assert extra.read_until_closed(timeout=5) == b"error too_many_connections\r\n"
         clients.pop().close()
@@ -156,7 +168,7 @@ def test_connections_past_max_connections_are_refused_with_an_error(brain):
             c.close()
     assert "line protocol refused a connection: 20 connections already open" in node.log_text()
     assert node.metrics().value(
-        "brain_connections_closed_total", transport="line", reason="too_many_connections") == 1
+        "brain_connections_closed_total", transport="line", reason="too_many_connections") >= 1
 
 
 def _serves_once(node) -> bool:
