@@ -22,11 +22,12 @@
 %%                         `Workers` processes chosen by a hash of the key (so that messages
 %%                         on one key stay in order), which do the table work and reply.
 %%
-%% `direct` is the faster of the two on the benchmark machine (see docs/benchmarks.md): the
-%% table work is a small part of a message's cost, most of which is the distribution's
-%% decoding and encoding, done by the runtime outside the process, and a hand-off adds one
-%% more send and one more receive per message. The table is `set`, `public`, with
-%% `read_concurrency` and `write_concurrency` on, as a table shared by many processes is.
+%% `direct` is the default. On the benchmark machine (2 cores, see docs/benchmarks.md) the
+%% two served the same messages/s within 1%: the table work is a small part of a message's
+%% cost, most of which is the distribution itself (the socket, decoding, encoding the
+%% reply), so spreading the table work over more processes buys nothing on two cores, and
+%% `direct` is the simpler. The table is `set`, `public`, with `read_concurrency` and `write_concurrency` on,
+%% as a table shared by many processes is.
 %%
 %% Started as
 %%
