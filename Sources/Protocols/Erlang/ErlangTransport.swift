@@ -31,7 +31,7 @@ public final class ErlangTransport: Transport {
     private let eventLoopGroup: any EventLoopGroup
     private let links = LinkRegistry()
     private let activeConnections = Atomic<Int>(0)
-    private let binding = Mutex<Binding>(.waiting([]))
+    private let binding = PortBinding()
     private let policy: SignalPolicy
     private let servedName: Atom
     private let malformedLog: LogLimiter
@@ -40,12 +40,6 @@ public final class ErlangTransport: Transport {
     private let refusedLog: LogLimiter
     /// `brain_connections_closed_total{transport="erlang",reason="too_many_connections"}`.
     private let refusals: CounterSet
-
-    private enum Binding {
-        case waiting([CheckedContinuation<Int, any Error>])
-        case bound(Int)
-        case failed(any Error)
-    }
 
     /// A message read from a link, waiting for its lane.
     private struct PendingMessage: Sendable {
@@ -88,21 +82,7 @@ public final class ErlangTransport: Transport {
     /// configured one, or the one the system picked for port 0. Throws the start-up error if
     /// binding or registering failed.
     public func boundPort() async throws -> Int {
-        try await withCheckedThrowingContinuation { continuation in
-            let outcome: Result<Int, any Error>? = binding.withLock { binding in
-                switch binding {
-                case .waiting(var waiters):
-                    waiters.append(continuation)
-                    binding = .waiting(waiters)
-                    return nil
-                case .bound(let port):
-                    return .success(port)
-                case .failed(let error):
-                    return .failure(error)
-                }
-            }
-            if let outcome { continuation.resume(with: outcome) }
-        }
+        try await binding.port()
     }
 
     /// The names of the nodes connected now.
@@ -118,7 +98,7 @@ public final class ErlangTransport: Transport {
         do {
             try configuration.validate()
         } catch {
-            settleBinding(.failure(error))
+            binding.settle(.failure(error))
             logger.error("erlang node \(nodeName) cannot start: \(error)")
             throw error
         }
@@ -126,7 +106,7 @@ public final class ErlangTransport: Transport {
         do {
             server = try await bind()
         } catch {
-            settleBinding(.failure(error))
+            binding.settle(.failure(error))
             logger.error("erlang node \(nodeName) cannot listen on \(configuration.host):\(configuration.port): \(error)")
             throw error
         }
@@ -138,7 +118,7 @@ public final class ErlangTransport: Transport {
                 epmdPort: configuration.epmdPort, startEPMD: configuration.startEPMD,
                 timeout: configuration.setupTime, eventLoopGroup: eventLoopGroup, logger: logger)
         } catch {
-            settleBinding(.failure(error))
+            binding.settle(.failure(error))
             logger.error("erlang node \(nodeName) cannot register with epmd: \(error)")
             try? await server.channel.close()
             throw error
@@ -147,7 +127,7 @@ public final class ErlangTransport: Transport {
             localNode: nodeName, creation: registration.creation, cookie: Array(configuration.cookie.utf8))
         logger.info(
             "erlang node \(nodeName) listening on \(configuration.host):\(port) (epmd creation \(registration.creation)); messages go to \(configuration.registeredName)")
-        settleBinding(.success(port))
+        binding.settle(.success(port))
 
         try await withGracefulShutdownHandler {
             try await server.executeThenClose { connections in
@@ -193,19 +173,6 @@ public final class ErlangTransport: Transport {
                         configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 2)))
                 }
             }
-    }
-
-    private func settleBinding(_ outcome: Result<Int, any Error>) {
-        let waiters: [CheckedContinuation<Int, any Error>] = binding.withLock { binding in
-            var waiters: [CheckedContinuation<Int, any Error>] = []
-            if case .waiting(let pending) = binding { waiters = pending }
-            switch outcome {
-            case .success(let port): binding = .bound(port)
-            case .failure(let error): binding = .failed(error)
-            }
-            return waiters
-        }
-        for waiter in waiters { waiter.resume(with: outcome) }
     }
 
     /// Closes a connection beyond `maxConnections` at once.

@@ -27,15 +27,9 @@ public final class LineTransport: Transport {
     private let activeConnections = Atomic<Int>(0)
     /// `brain_connections_closed_total{transport="line",reason}`, indexed by ``CloseReason``.
     private let closes: CounterSet
-    private let binding = Mutex<Binding>(.waiting([]))
+    private let binding = PortBinding()
     /// The connections being served, to stop them on graceful shutdown.
     private let openConnections = Mutex<[ObjectIdentifier: any Channel]>([:])
-
-    private enum Binding {
-        case waiting([CheckedContinuation<Int, any Error>])
-        case bound(Int)
-        case failed(any Error)
-    }
 
     /// A transport serving `store`.
     ///
@@ -75,23 +69,7 @@ public final class LineTransport: Transport {
     /// the system picked for port 0. Waits until `run()` has bound; throws the bind error if
     /// binding failed.
     public func boundPort() async throws -> Int {
-        try await withCheckedThrowingContinuation { continuation in
-            let outcome: Result<Int, any Error>? = binding.withLock { binding in
-                switch binding {
-                case .waiting(var waiters):
-                    waiters.append(continuation)
-                    binding = .waiting(waiters)
-                    return nil
-                case .bound(let port):
-                    return .success(port)
-                case .failed(let error):
-                    return .failure(error)
-                }
-            }
-            if let outcome {
-                continuation.resume(with: outcome)
-            }
-        }
+        try await binding.port()
     }
 
     /// Binds, serves until graceful shutdown, then stops as described on the type.
@@ -102,14 +80,14 @@ public final class LineTransport: Transport {
         do {
             serverChannel = try await bind()
         } catch {
-            settleBinding(.failure(error))
+            binding.settle(.failure(error))
             logger.error(
                 "line protocol cannot listen on \(configuration.host):\(configuration.port): \(error)")
             throw error
         }
         let port = serverChannel.channel.localAddress?.port ?? configuration.port
         logger.info("line protocol listening on \(configuration.host):\(port)")
-        settleBinding(.success(port))
+        binding.settle(.success(port))
 
         try await withGracefulShutdownHandler {
             try await serverChannel.executeThenClose { connections in
@@ -226,21 +204,6 @@ public final class LineTransport: Transport {
         let closed = closes.value(counted.rawValue)
         if closed % 100 == 1 {
             logger.warning("\(message)", metadata: ["closed_total": "\(closed)"])
-        }
-    }
-
-    private func settleBinding(_ outcome: Result<Int, any Error>) {
-        let waiters: [CheckedContinuation<Int, any Error>] = binding.withLock { binding in
-            var waiters: [CheckedContinuation<Int, any Error>] = []
-            if case .waiting(let pending) = binding { waiters = pending }
-            switch outcome {
-            case .success(let port): binding = .bound(port)
-            case .failure(let error): binding = .failed(error)
-            }
-            return waiters
-        }
-        for waiter in waiters {
-            waiter.resume(with: outcome)
         }
     }
 }
