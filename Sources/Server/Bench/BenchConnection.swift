@@ -178,21 +178,13 @@ enum BenchConnector {
     /// - Throws: `connect_failed` naming the address and the system's reason; every socket
     ///   opened so far is closed first.
     static func open(count: Int, host: String, port: Int, secret: String?) throws(BenchError) -> [CInt] {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        #if canImport(Glibc)
-        hints.ai_socktype = CInt(SOCK_STREAM.rawValue)
-        #else
-        hints.ai_socktype = SOCK_STREAM
-        #endif
-        hints.ai_flags = AI_NUMERICSERV
-        var list: UnsafeMutablePointer<addrinfo>?
-        let resolved = getaddrinfo(host, String(port), &hints, &list)
-        guard resolved == 0, let info = list else {
-            throw BenchError(.connectFailed, "cannot resolve '\(host)': \(String(cString: gai_strerror(resolved)))")
+        let info: UnsafeMutablePointer<addrinfo>
+        switch TCPAddress.resolve(host: host, port: port) {
+        case .success(let first): info = first
+        case .failure(let failure): throw BenchError(.connectFailed, failure.message)
         }
         defer { freeaddrinfo(info) }
-        let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let address = TCPAddress.display(host: host, port: port)
 
         var sockets: [CInt] = []
         do throws(BenchError) {

@@ -28,7 +28,7 @@ extension Console {
 
         /// `host:port`, with brackets around an IPv6 literal.
         static func address(host: String, port: Int) -> String {
-            host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            TCPAddress.display(host: host, port: port)
         }
 
         /// Connects to `host:port`, trying each address the name resolves to in turn.
@@ -41,18 +41,10 @@ extension Console {
             guard (1...65535).contains(port) else {
                 throw ConsoleError(.invalidAddress, "invalid port \(port): use 1 to 65535")
             }
-            var hints = addrinfo()
-            hints.ai_family = AF_UNSPEC
-            #if canImport(Glibc)
-            hints.ai_socktype = CInt(SOCK_STREAM.rawValue)
-            #else
-            hints.ai_socktype = SOCK_STREAM
-            #endif
-            hints.ai_flags = AI_NUMERICSERV
-            var list: UnsafeMutablePointer<addrinfo>?
-            let resolved = getaddrinfo(host, String(port), &hints, &list)
-            guard resolved == 0, let first = list else {
-                throw ConsoleError(.invalidAddress, "cannot resolve '\(host)': \(String(cString: gai_strerror(resolved)))")
+            let first: UnsafeMutablePointer<addrinfo>
+            switch TCPAddress.resolve(host: host, port: port) {
+            case .success(let list): first = list
+            case .failure(let failure): throw ConsoleError(.invalidAddress, failure.message)
             }
             defer { freeaddrinfo(first) }
 
