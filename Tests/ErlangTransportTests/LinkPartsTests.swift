@@ -1,10 +1,9 @@
 import Foundation
-import Synchronization
 import XCTest
 
 @testable import ErlangTransport
 
-/// The small pure parts of a link and of start-up: ticks, the pending budget, epmd's
+/// The small pure parts of a link and of start-up: ticks, lanes, epmd's
 /// messages, the cookie file.
 final class LinkPartsTests: XCTestCase {
     // MARK: Ticks
@@ -44,35 +43,6 @@ final class LinkPartsTests: XCTestCase {
         for _ in 1...20 {
             XCTAssertFalse(ticker.check(framesRead: 0, framesWritten: 0, readerBusy: true).close)
         }
-    }
-
-    // MARK: Pending budget
-
-    func testBudgetWaitsUntilBytesAreReleasedInArrivalOrder() async {
-        let budget = ByteBudget(capacity: 100)
-        let first = await budget.acquire(70)
-        XCTAssertEqual(first, 70)
-        XCTAssertEqual(budget.available, 30)
-        let order = OrderLog()
-        let waiter = Task {
-            let taken = await budget.acquire(50)
-            order.append("granted \(taken)")
-        }
-        while !budget.hasWaiters { await Task.yield() }
-        order.append("released")
-        budget.release(first)
-        await waiter.value
-        XCTAssertEqual(order.entries, ["released", "granted 50"])
-        XCTAssertEqual(budget.available, 50)
-    }
-
-    func testRequestOverTheCapacityTakesItAll() async {
-        let budget = ByteBudget(capacity: 10)
-        let taken = await budget.acquire(1_000)
-        XCTAssertEqual(taken, 10)
-        XCTAssertEqual(budget.available, 0)
-        budget.release(taken)
-        XCTAssertEqual(budget.available, 10)
     }
 
     // MARK: epmd
@@ -145,15 +115,8 @@ final class LinkPartsTests: XCTestCase {
 
     func testLanesKeepOneKeyInOneLane() {
         let key = Array("player:42".utf8)
-        XCTAssertEqual(ErlangTransport.lane(for: key), ErlangTransport.lane(for: key))
-        let lanes = Set((0..<200).map { ErlangTransport.lane(for: Array("key\($0)".utf8)) })
-        XCTAssertEqual(lanes, Set(0..<ErlangTransport.laneCount))
+        XCTAssertEqual(ErlangConnectionHandler.lane(for: key), ErlangConnectionHandler.lane(for: key))
+        let lanes = Set((0..<200).map { ErlangConnectionHandler.lane(for: Array("key\($0)".utf8)) })
+        XCTAssertEqual(lanes, Set(0..<ErlangConnectionHandler.laneCount))
     }
-}
-
-/// A log of events from several tasks.
-final class OrderLog: Sendable {
-    private let lines = Mutex<[String]>([])
-    func append(_ line: String) { lines.withLock { $0.append(line) } }
-    var entries: [String] { lines.withLock { $0 } }
 }

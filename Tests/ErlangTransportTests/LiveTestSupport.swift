@@ -258,3 +258,14 @@ struct RawPeer {
         return (to, term)
     }
 }
+
+/// A flag set once, readable from any thread.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+
+    func set() {
+        value.store(true, ordering: .relaxed)
+    }
+
+    var isSet: Bool { value.load(ordering: .relaxed) }
+}

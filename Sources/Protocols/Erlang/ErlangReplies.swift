@@ -143,38 +143,72 @@ public struct ClientMessageExecutor: Sendable {
 
     /// Carries out `message` and returns what to do next.
     public func execute(_ message: ClientMessage) async -> Outcome {
+        guard let (command, durability) = Self.storeCommand(of: message) else {
+            return outcome(of: message, reply: nil)
+        }
+        return outcome(of: message, reply: await store.execute(command, durability: durability))
+    }
+
+    /// Carries out `message` at once, on the calling thread, when the store can answer
+    /// without waiting (see ``Store/executeNow(_:durability:)``), and returns what to do
+    /// next. Returns `nil`, having changed nothing, when it must wait: then call
+    /// ``execute(_:)``.
+    public func executeNow(_ message: ClientMessage) -> Outcome? {
+        guard let (command, durability) = Self.storeCommand(of: message) else {
+            return outcome(of: message, reply: nil)
+        }
+        guard let reply = store.executeNow(command, durability: durability) else { return nil }
+        return outcome(of: message, reply: reply)
+    }
+
+    /// The store command a message carries out, and its durability; nil for a message the
+    /// store need not be asked (`info`, `{hdel, Key, []}`).
+    private static func storeCommand(of message: ClientMessage) -> (Command, Durability?)? {
+        switch message {
+        case .set(let command), .persist(let command), .get(let command, _):
+            return (command, nil)
+        case .request(_, _, _, let operation):
+            switch operation {
+            case .command(let command, let durability): return (command, durability)
+            case .hashGetNoFields(let key): return (.hashGet(key: key, fields: []), nil)
+            case .info, .hashDeleteNoFields: return nil
+            }
+        }
+    }
+
+    /// What to do once the store gave `reply` to the command of `message` (nil when the
+    /// message needed no store command).
+    private func outcome(of message: ClientMessage, reply: Reply?) -> Outcome {
         switch message {
         case .set(let command):
-            if case .error(let error) = await store.execute(command) {
+            if case .error(let error)? = reply {
                 return .failed("s of \(Self.describe(command.key)) failed: \(error)")
             }
             return .done
         case .persist(let command):
-            switch await store.execute(command) {
-            case .persisted(false):
+            switch reply {
+            case .persisted(false)?:
                 return .failed(
                     "p of \(Self.describe(command.key)): the backend did not acknowledge in time; it is written back later")
-            case .error(let error):
+            case .error(let error)?:
                 return .failed("p of \(Self.describe(command.key)) failed: \(error)")
             default:
                 return .done
             }
-        case .get(let command, let pid):
-            let reply = await store.execute(command)
-            return .reply(to: pid, message: ErlangReplies.getReply(reply, limits: limits))
+        case .get(_, let pid):
+            return .reply(to: pid, message: ErlangReplies.getReply(reply ?? .notFound, limits: limits))
         case .request(let pid, let tag, _, let operation):
             let result: Term
             switch operation {
-            case .command(let command, let durability):
-                result = ErlangReplies.result(await store.execute(command, durability: durability), limits: limits)
+            case .command:
+                result = ErlangReplies.result(reply ?? .notFound, limits: limits)
             case .info:
                 result = ErlangReplies.info(store.info())
-            case .hashGetNoFields(let key):
-                let reply = await store.execute(.hashGet(key: key, fields: []))
-                if case .hash = reply {
+            case .hashGetNoFields:
+                if case .hash? = reply {
                     result = .tuple([.atom("ok"), .map([:])])
                 } else {
-                    result = ErlangReplies.result(reply, limits: limits)
+                    result = ErlangReplies.result(reply ?? .notFound, limits: limits)
                 }
             case .hashDeleteNoFields:
                 result = .atom("false")

@@ -3,20 +3,19 @@ import Synchronization
 
 /// A connected link: one peer node after its handshake, and the connection that carries it.
 ///
-/// Writes may come from any task: each frame is written whole, so frames never interleave.
+/// Its own connection handler writes its replies; the handlers of other links write to it
+/// only through ``writeIfWritable(_:)``, which never waits.
 final class Link: Sendable {
     /// The node at the other end.
     let peer: DistributionHandshake.Peer
     /// The connection.
     let channel: any Channel
-    private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     private let readCount = Atomic<UInt64>(0)
     private let writeCount = Atomic<UInt64>(0)
 
-    init(peer: DistributionHandshake.Peer, channel: any Channel, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
+    init(peer: DistributionHandshake.Peer, channel: any Channel) {
         self.peer = peer
         self.channel = channel
-        self.outbound = outbound
     }
 
     /// Frames read so far, ticks included.
@@ -29,32 +28,19 @@ final class Link: Sendable {
         readCount.add(1, ordering: .relaxed)
     }
 
-    /// Writes one frame, waiting while the peer is not reading fast enough: a slow peer slows
-    /// down only the tasks that write to it.
-    func write(_ frame: [UInt8]) async throws {
+    /// Counts one frame written by the link's own handler.
+    func noteWritten() {
         writeCount.add(1, ordering: .relaxed)
-        try await outbound.write(ByteBuffer(bytes: frame))
     }
 
     /// Writes one frame without waiting, if the connection can take it now; returns false
-    /// (and writes nothing) when the peer is behind. For replies written by the tasks of
+    /// (and writes nothing) when the peer is behind. For replies written by the handlers of
     /// other links, which must not wait on this one.
     func writeIfWritable(_ frame: [UInt8]) -> Bool {
         guard channel.isActive, channel.isWritable else { return false }
         writeCount.add(1, ordering: .relaxed)
         channel.writeAndFlush(ByteBuffer(bytes: frame), promise: nil)
         return true
-    }
-
-    /// Stops reading from the peer; what was read is still handled, then the link closes.
-    func stopReading() {
-        let channel = self.channel
-        let promise = channel.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenFailure { error in
-            if let error = error as? ChannelError, error == .inputClosed { return }
-            channel.close(promise: nil)
-        }
-        channel.close(mode: .input, promise: promise)
     }
 
     /// Closes the connection now.

@@ -35,7 +35,7 @@ final class LineConnectionHandler: ChannelDuplexHandler {
 
     private let shared: Shared
     private var session: LineSession
-    private var output: ByteBuffer
+    private let output: ReplyOutput
     private var queue = CircularBuffer<LineFrame>()
     /// A command is running in a task; nothing else runs until its reply is in.
     private var waiting = false
@@ -48,13 +48,11 @@ final class LineConnectionHandler: ChannelDuplexHandler {
     private var closing = false
     /// The last replies are on their way and the connection closes after them.
     private var finished = false
-    /// Replies were handed to the channel but not flushed.
-    private var unflushed = false
 
     init(shared: Shared, allocator: ByteBufferAllocator) {
         self.shared = shared
         self.session = LineSession(secret: shared.secret)
-        self.output = allocator.buffer(capacity: 1024)
+        self.output = ReplyOutput(allocator: allocator)
     }
 
     // MARK: Inbound
@@ -66,7 +64,7 @@ final class LineConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        flush(context)
+        output.flush(context)
         context.fireChannelReadComplete()
     }
 
@@ -79,7 +77,7 @@ final class LineConnectionHandler: ChannelDuplexHandler {
             inputEnded = true
             if !waiting {
                 run(context)
-                flush(context)
+                output.flush(context)
             }
         }
         context.fireUserInboundEventTriggered(event)
@@ -88,7 +86,7 @@ final class LineConnectionHandler: ChannelDuplexHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable && !waiting {
             run(context)
-            flush(context)
+            output.flush(context)
             releaseRead(context)
         }
         context.fireChannelWritabilityChanged()
@@ -124,8 +122,8 @@ final class LineConnectionHandler: ChannelDuplexHandler {
     private func run(_ context: ChannelHandlerContext) {
         while !waiting, !closing, context.channel.isWritable, let frame = queue.popFirst() {
             handle(frame, context)
-            if output.readableBytes >= Self.writeThreshold {
-                write(context)
+            if output.buffer.readableBytes >= Self.writeThreshold {
+                output.write(context)
             }
         }
         if closing || (inputEnded && queue.isEmpty && !waiting) {
@@ -139,7 +137,7 @@ final class LineConnectionHandler: ChannelDuplexHandler {
         case .line(let bytes):
             line = bytes
         case .tooLong(let limit):
-            LineReplyEncoder.encode(LineProtocolError.lineTooLong(limit: limit), into: &output)
+            LineReplyEncoder.encode(LineProtocolError.lineTooLong(limit: limit), into: &output.buffer)
             closing = true
             return
         }
@@ -152,23 +150,23 @@ final class LineConnectionHandler: ChannelDuplexHandler {
             break
         case .execute(let command, let durability):
             if let reply = shared.store.executeNow(command, durability: durability) {
-                LineReplyEncoder.encode(reply, into: &output)
+                LineReplyEncoder.encode(reply, into: &output.buffer)
             } else {
                 wait(for: command, durability: durability, context)
             }
         case .replyOK:
-            LineReplyEncoder.encodeFlag(true, into: &output)
+            LineReplyEncoder.encodeFlag(true, into: &output.buffer)
         case .replyError(let error):
-            LineReplyEncoder.encode(error, into: &output)
+            LineReplyEncoder.encode(error, into: &output.buffer)
         case .replyHelp:
-            LineReplyEncoder.encodeHelp(into: &output)
+            LineReplyEncoder.encodeHelp(into: &output.buffer)
         case .replyInfo:
-            LineReplyEncoder.encodeInfo(shared.store.info().fields, into: &output)
+            LineReplyEncoder.encodeInfo(shared.store.info().fields, into: &output.buffer)
         case .quit:
             closing = true
         case .shutdown:
-            LineReplyEncoder.encodeFlag(true, into: &output)
-            flush(context)
+            LineReplyEncoder.encodeFlag(true, into: &output.buffer)
+            output.flush(context)
             shared.logger.notice(
                 "line protocol client asked for shutdown",
                 metadata: ["peer": "\(context.channel.remoteAddress?.description ?? "?")"])
@@ -181,7 +179,7 @@ final class LineConnectionHandler: ChannelDuplexHandler {
     private func wait(for command: Command, durability: Durability?, _ context: ChannelHandlerContext) {
         waiting = true
         // The replies before it need not wait for it.
-        flush(context)
+        output.flush(context)
         let loop = context.eventLoop
         let resume = NIOLoopBound((self, context), eventLoop: loop)
         let store = shared.store
@@ -197,29 +195,14 @@ final class LineConnectionHandler: ChannelDuplexHandler {
     private func resume(with reply: Reply, _ context: ChannelHandlerContext) {
         waiting = false
         guard context.channel.isActive else { return }
-        LineReplyEncoder.encode(reply, into: &output)
+        LineReplyEncoder.encode(reply, into: &output.buffer)
         run(context)
-        flush(context)
+        output.flush(context)
         releaseRead(context)
     }
 
     // MARK: Writing
 
-    /// Hands the replies so far to the channel, without flushing.
-    private func write(_ context: ChannelHandlerContext) {
-        guard output.readableBytes > 0 else { return }
-        context.write(wrapOutboundOut(output), promise: nil)
-        output = context.channel.allocator.buffer(capacity: 1024)
-        unflushed = true
-    }
-
-    /// Sends every reply handed over so far.
-    private func flush(_ context: ChannelHandlerContext) {
-        write(context)
-        guard unflushed else { return }
-        unflushed = false
-        context.flush()
-    }
 
     /// Sends every reply, then closes the connection.
     private func finish(_ context: ChannelHandlerContext) {
@@ -227,8 +210,7 @@ final class LineConnectionHandler: ChannelDuplexHandler {
         finished = true
         closing = true
         queue.removeAll()
-        let last = output
-        output = context.channel.allocator.buffer(capacity: 0)
+        let last = output.takeRest()
         context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }

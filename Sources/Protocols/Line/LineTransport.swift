@@ -144,7 +144,9 @@ public final class LineTransport: Transport {
                     let open = self.activeConnections.add(1, ordering: .relaxed).newValue
                     channel.closeFuture.whenComplete { _ in self.connectionClosed(channel) }
                     if open > self.configuration.maxConnections {
-                        try pipeline.addHandler(LineRefusalHandler(onRefuse: { self.logRefusal() }))
+                        var farewell = channel.allocator.buffer(capacity: 40)
+                        LineReplyEncoder.encode(LineProtocolError.tooManyConnections, into: &farewell)
+                        try pipeline.addHandler(ConnectionRefusalHandler(farewell: farewell, onRefuse: { self.logRefusal() }))
                         return channel
                     }
                     self.openConnections.withLock { $0[ObjectIdentifier(channel)] = channel }
