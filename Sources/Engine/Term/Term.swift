@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// An Erlang term, as carried by the External Term Format (see ``ExternalTermFormat``).
 ///
 /// The model is faithful to the encoding where Erlang leaves a choice, so a decoded term
@@ -97,12 +103,26 @@ public struct Atom: Sendable, Hashable, ExpressibleByStringLiteral, CustomString
 
     /// True when both names have the same UTF-8 bytes.
     public static func == (lhs: Atom, rhs: Atom) -> Bool {
-        lhs.name.utf8.elementsEqual(rhs.name.utf8)
+        let left = lhs.name.utf8
+        let right = rhs.name.utf8
+        guard left.count == right.count else { return false }
+        // Native strings hold their UTF-8 contiguously: compare the bytes in one go.
+        let equal = left.withContiguousStorageIfAvailable { leftBytes in
+            right.withContiguousStorageIfAvailable { rightBytes in
+                leftBytes.isEmpty || memcmp(leftBytes.baseAddress!, rightBytes.baseAddress!, leftBytes.count) == 0
+            }
+        }
+        return (equal ?? nil) ?? left.elementsEqual(right)
     }
 
     /// Hashes the name's UTF-8 bytes, consistently with ``==(_:_:)``.
     public func hash(into hasher: inout Hasher) {
-        for byte in name.utf8 { hasher.combine(byte) }
+        let hashed: Void? = name.utf8.withContiguousStorageIfAvailable { bytes in
+            hasher.combine(bytes: UnsafeRawBufferPointer(bytes))
+        }
+        if hashed == nil {
+            Array(name.utf8).withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
         hasher.combine(0xFF as UInt8)  // never a UTF-8 byte: ends the name unambiguously
     }
 

@@ -186,7 +186,11 @@ struct TermDecoder {
         while true {
             let offset = position
             guard var value = try decodeStart(frames: &frames, values: values.count, at: offset) else {
-                continue  // a container was opened: its first element comes next
+                // A container was opened: its first element comes next. Room for a few
+                // levels and a small tuple's elements, so that the stacks do not grow
+                // element by element (a scalar term allocates nothing).
+                if values.capacity == 0 { values.reserveCapacity(16) }
+                continue
             }
             // Hand the finished value to the innermost open container, closing every container
             // it completes on the way out.
@@ -238,6 +242,7 @@ struct TermDecoder {
         if frames.count >= limits.maxDepth {
             throw fail(.depthLimit, at: offset, "terms nested deeper than \(limits.maxDepth) levels")
         }
+        if frames.capacity == 0 { frames.reserveCapacity(4) }
         frames.append(Frame(kind: kind, base: base, remaining: count, offset: offset))
     }
 

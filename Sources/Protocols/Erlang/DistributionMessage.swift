@@ -155,17 +155,31 @@ public enum OutgoingFrame {
         frame(control: .tuple([.integer(36), id, .pid(from), .pid(to)]), message: nil)
     }
 
+    /// Appends the frame of ``send(to:message:)`` to `out`: for a writer that reuses one
+    /// buffer for every reply.
+    public static func appendSend(to: Pid, message: Term, into out: inout [UInt8]) {
+        appendFrame(control: .tuple([.integer(2), .atom(""), .pid(to)]), message: message, into: &out)
+    }
+
     /// `Len:32, 112, 131 control [, 131 message]`.
     static func frame(control: Term, message: Term?) -> [UInt8] {
-        var out: [UInt8] = [0, 0, 0, 0, DistributionMessage.passThrough]
+        var out: [UInt8] = []
+        out.reserveCapacity(128)
+        appendFrame(control: control, message: message, into: &out)
+        return out
+    }
+
+    /// Appends `Len:32, 112, 131 control [, 131 message]` to `out`.
+    static func appendFrame(control: Term, message: Term?, into out: inout [UInt8]) {
+        let start = out.count
+        out.append(contentsOf: [0, 0, 0, 0, DistributionMessage.passThrough])
         ExternalTermFormat.encode(control, into: &out)
         if let message { ExternalTermFormat.encode(message, into: &out) }
-        let length = UInt32(out.count - 4)
-        out[0] = UInt8(length >> 24)
-        out[1] = UInt8(truncatingIfNeeded: length >> 16)
-        out[2] = UInt8(truncatingIfNeeded: length >> 8)
-        out[3] = UInt8(truncatingIfNeeded: length)
-        return out
+        let length = UInt32(out.count - start - 4)
+        out[start] = UInt8(length >> 24)
+        out[start + 1] = UInt8(truncatingIfNeeded: length >> 16)
+        out[start + 2] = UInt8(truncatingIfNeeded: length >> 8)
+        out[start + 3] = UInt8(truncatingIfNeeded: length)
     }
 }
 

@@ -48,8 +48,9 @@ final class ErlangConnectionHandler: ChannelDuplexHandler {
 
     /// Lanes per link: messages whose keys hash to different lanes run concurrently.
     static let laneCount = 8
-    /// Replies are handed to the channel at least this often within one read.
-    static let writeThreshold = 64 * 1024
+    /// Replies are sent at least this often within one read: a read can hold hundreds of
+    /// messages, and the first replies should not wait for the last message.
+    static let flushThreshold = 2 * 1024
     static let netKernel: Atom = "net_kernel"
 
     /// A message read from the link, waiting in its lane.
@@ -91,6 +92,8 @@ final class ErlangConnectionHandler: ChannelDuplexHandler {
     private var remote = "?"
     /// The connection of a connected link has closed.
     private var linkDown = false
+    /// Where each reply frame is encoded, reused so that a reply allocates no frame.
+    private var frame: [UInt8] = []
 
     init(shared: Shared, allocator: ByteBufferAllocator) {
         self.shared = shared
@@ -347,7 +350,7 @@ final class ErlangConnectionHandler: ChannelDuplexHandler {
                     lanes[lane].queue.append(Pending(message: client, cost: cost))
                     if !lanes[lane].busy { startTask(lane, context) }
                 }
-                if output.buffer.readableBytes >= Self.writeThreshold { output.write(context) }
+                if output.buffer.readableBytes >= Self.flushThreshold { output.flush(context) }
             case .failure(let malformed):
                 if let command = malformed.command { shared.counters.add(command.rawValue) }
                 shared.malformedLog.log("erlang: ignored a malformed message from \(from.node.name): \(malformed.reason)")
@@ -442,7 +445,8 @@ final class ErlangConnectionHandler: ChannelDuplexHandler {
     /// reply to a node with no link is dropped: Brain never dials out (C nodes do not even
     /// listen).
     private func deliver(_ message: Term, to pid: Pid, on link: Link) {
-        let frame = OutgoingFrame.send(to: pid, message: message)
+        frame.removeAll(keepingCapacity: true)
+        OutgoingFrame.appendSend(to: pid, message: message, into: &frame)
         let node = pid.node.name
         if node == link.peer.name {
             if !linkDown { append(frame, on: link) }
