@@ -214,6 +214,32 @@ final class ErlangBadInputTests: XCTestCase {
         }
     }
 
+    func testFrameTrickledOverSeveralTickTimesKeepsItsLinkAndIsCarriedOut() async throws {
+        let control = ExternalTermFormat.encode(.tuple([.integer(6), .pid(RawPeer.testPid), .atom(""), .atom("brain")]))
+        let message = ExternalTermFormat.encode(
+            .tuple([.atom("g"), .atom("true"), .binary(Array(repeating: UInt8(ascii: "k"), count: 200)), .pid(RawPeer.testPid), .atom("null")]))
+        let body = [112] + control + message
+        let frame = bigEndian(UInt64(body.count), 4) + body
+        try await withNode({ $0.tickTime = .milliseconds(400) }) { node in
+            try await RawPeer.connect(port: node.port) { peer in
+                try await peer.shake()
+                // 8 bytes every 50 ms: the frame takes over 1.5 s, about 4 tick times, and no
+                // whole frame arrives meanwhile.
+                var offset = 0
+                while offset < frame.count {
+                    try await peer.send(Array(frame[offset..<min(offset + 8, frame.count)]))
+                    offset += 8
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                guard let reply = try await peer.readSend() else {
+                    return XCTFail("the link was dropped while its frame arrived: \(node.logs.all)")
+                }
+                XCTAssertEqual(reply.message, .atom("ko"))
+            }
+            XCTAssertFalse(node.logs.all.contains { $0.contains("link_silent") }, "\(node.logs.all)")
+        }
+    }
+
     // MARK: Frames
 
     func testFrameWithoutThePassThroughByteClosesTheLink() async throws {

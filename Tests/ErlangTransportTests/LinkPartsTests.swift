@@ -11,37 +11,37 @@ final class LinkPartsTests: XCTestCase {
     func testTickIsSentOnlyAfterAnIntervalWithoutWriting() {
         var ticker = LinkTicker()
         // Something was read and written in the interval: nothing to do.
-        XCTAssertEqual(ticker.check(framesRead: 1, framesWritten: 1, readerBusy: false), .init(sendTick: false, close: false))
+        XCTAssertEqual(ticker.check(received: 1, framesWritten: 1, readerBusy: false), .init(sendTick: false, close: false))
         // Nothing written since: a tick.
-        XCTAssertEqual(ticker.check(framesRead: 2, framesWritten: 1, readerBusy: false), .init(sendTick: true, close: false))
+        XCTAssertEqual(ticker.check(received: 2, framesWritten: 1, readerBusy: false), .init(sendTick: true, close: false))
         // The tick itself was the interval's write.
-        XCTAssertEqual(ticker.check(framesRead: 3, framesWritten: 2, readerBusy: false), .init(sendTick: true, close: false))
-        XCTAssertEqual(ticker.check(framesRead: 4, framesWritten: 5, readerBusy: false), .init(sendTick: false, close: false))
+        XCTAssertEqual(ticker.check(received: 3, framesWritten: 2, readerBusy: false), .init(sendTick: true, close: false))
+        XCTAssertEqual(ticker.check(received: 4, framesWritten: 5, readerBusy: false), .init(sendTick: false, close: false))
     }
 
     func testSilentPeerIsDroppedAfterMoreThanFourSilentIntervals() {
-        var ticker = LinkTicker(framesRead: 10, framesWritten: 0)
+        var ticker = LinkTicker(received: 10, framesWritten: 0)
         for interval in 1...4 {
-            let decision = ticker.check(framesRead: 10, framesWritten: UInt64(interval), readerBusy: false)
+            let decision = ticker.check(received: 10, framesWritten: UInt64(interval), readerBusy: false)
             XCTAssertFalse(decision.close, "interval \(interval)")
         }
         // Four whole intervals of silence have passed (60 s at the default tick time): the fifth
         // check closes.
-        XCTAssertEqual(ticker.check(framesRead: 10, framesWritten: 5, readerBusy: false), .init(sendTick: false, close: true))
+        XCTAssertEqual(ticker.check(received: 10, framesWritten: 5, readerBusy: false), .init(sendTick: false, close: true))
     }
 
-    func testAnyFrameReadRestartsTheSilenceCount() {
+    func testAnyReadRestartsTheSilenceCount() {
         var ticker = LinkTicker()
-        for _ in 1...4 { _ = ticker.check(framesRead: 0, framesWritten: 0, readerBusy: false) }
-        XCTAssertFalse(ticker.check(framesRead: 1, framesWritten: 0, readerBusy: false).close)
-        for _ in 1...4 { XCTAssertFalse(ticker.check(framesRead: 1, framesWritten: 0, readerBusy: false).close) }
-        XCTAssertTrue(ticker.check(framesRead: 1, framesWritten: 0, readerBusy: false).close)
+        for _ in 1...4 { _ = ticker.check(received: 0, framesWritten: 0, readerBusy: false) }
+        XCTAssertFalse(ticker.check(received: 1, framesWritten: 0, readerBusy: false).close)
+        for _ in 1...4 { XCTAssertFalse(ticker.check(received: 1, framesWritten: 0, readerBusy: false).close) }
+        XCTAssertTrue(ticker.check(received: 1, framesWritten: 0, readerBusy: false).close)
     }
 
     func testBusyReaderIsNotSilence() {
         var ticker = LinkTicker()
         for _ in 1...20 {
-            XCTAssertFalse(ticker.check(framesRead: 0, framesWritten: 0, readerBusy: true).close)
+            XCTAssertFalse(ticker.check(received: 0, framesWritten: 0, readerBusy: true).close)
         }
     }
 

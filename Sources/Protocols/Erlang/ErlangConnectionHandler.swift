@@ -13,7 +13,7 @@ import NIOCore
 ///   unless its lane is waiting.
 /// - One that must wait (a backend read, a persist) runs in a task on the same event loop;
 ///   the later messages of its lane wait in the lane's queue until it is done.
-/// - The replies of one socket read leave with one flush.
+/// - The replies of one socket read are flushed every ``flushThreshold`` bytes and at its end.
 ///
 /// Memory stays bounded whatever the peer does: once the messages waiting in lanes hold
 /// ``Shared/maxPendingBytes`` or more, or the replies waiting for the socket pass the
@@ -95,8 +95,14 @@ final class ErlangConnectionHandler: ChannelDuplexHandler {
     /// Where each reply frame is encoded, reused so that a reply allocates no frame.
     private var frame: [UInt8] = []
 
-    init(shared: Shared, allocator: ByteBufferAllocator) {
+    private let receiveCounter: ReceiveCounter
+
+    /// - Parameter receiveCounter: the handler ahead of the frame decoder that counts the
+    ///   connection's socket reads: any byte received, even of an unfinished frame, shows
+    ///   the peer is alive.
+    init(shared: Shared, receiveCounter: ReceiveCounter, allocator: ByteBufferAllocator) {
         self.shared = shared
+        self.receiveCounter = receiveCounter
         self.phase = .handshaking(
             DistributionHandshake(configuration: shared.handshake, challenge: UInt32.random(in: 0...UInt32.max)))
         self.output = ReplyOutput(allocator: allocator)
@@ -215,9 +221,7 @@ final class ErlangConnectionHandler: ChannelDuplexHandler {
             }
             armStepTimer(context)
         case .connected(let link):
-            guard !inputEnded, !linkDown else { return }
-            link.noteRead()
-            guard case .data(let body) = frame else { return }
+            guard !inputEnded, !linkDown, case .data(let body) = frame else { return }
             do {
                 try receive(body, on: link, context)
             } catch {
@@ -273,7 +277,7 @@ final class ErlangConnectionHandler: ChannelDuplexHandler {
         shared.logger.info(
             "erlang link up: \(peer.name)\(peer.isHidden ? " (hidden)" : "")",
             metadata: ["peer": "\(remote)", "flags": "\(peer.negotiatedFlags)"])
-        ticker = LinkTicker(framesRead: link.framesRead, framesWritten: link.framesWritten)
+        ticker = LinkTicker(received: receiveCounter.reads, framesWritten: link.framesWritten)
         let interval = TimeAmount(shared.tickTime / 4)
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         ticking = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
@@ -290,7 +294,7 @@ final class ErlangConnectionHandler: ChannelDuplexHandler {
         // gone.
         let readerBusy = readHeld && context.channel.isWritable
         let decision = ticker.check(
-            framesRead: link.framesRead, framesWritten: link.framesWritten, readerBusy: readerBusy)
+            received: receiveCounter.reads, framesWritten: link.framesWritten, readerBusy: readerBusy)
         if decision.close {
             let error = ErlangTransportError(
                 .linkSilent, "nothing received for more than the tick time, \(shared.tickTime)")
@@ -465,5 +469,20 @@ final class ErlangConnectionHandler: ChannelDuplexHandler {
     private func append(_ frame: [UInt8], on link: Link) {
         link.noteWritten()
         output.buffer.writeBytes(frame)
+    }
+}
+
+/// Counts the socket reads of a connection, ahead of any framing: what tells a link its peer
+/// is alive, even while a large frame is still arriving.
+final class ReceiveCounter: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    /// Socket reads so far.
+    private(set) var reads: UInt64 = 0
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        reads &+= 1
+        context.fireChannelRead(data)
     }
 }

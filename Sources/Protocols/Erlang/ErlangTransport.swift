@@ -173,9 +173,13 @@ public final class ErlangTransport: Transport {
                         return channel
                     }
                     self.openConnections.withLock { $0[ObjectIdentifier(channel)] = channel }
+                    let receiveCounter = ReceiveCounter()
+                    try pipeline.addHandler(receiveCounter)
                     try pipeline.addHandler(ByteToMessageHandler(DistributionFrameDecoder(maxFrameBytes: maxFrameBytes)))
                     try pipeline.addHandler(
-                        ErlangConnectionHandler(shared: self.connectionShared(handshake), allocator: channel.allocator))
+                        ErlangConnectionHandler(
+                            shared: self.connectionShared(handshake), receiveCounter: receiveCounter,
+                            allocator: channel.allocator))
                     return channel
                 }
             }

@@ -10,7 +10,6 @@ final class Link: Sendable {
     let peer: DistributionHandshake.Peer
     /// The connection.
     let channel: any Channel
-    private let readCount = Atomic<UInt64>(0)
     private let writeCount = Atomic<UInt64>(0)
 
     init(peer: DistributionHandshake.Peer, channel: any Channel) {
@@ -18,15 +17,8 @@ final class Link: Sendable {
         self.channel = channel
     }
 
-    /// Frames read so far, ticks included.
-    var framesRead: UInt64 { readCount.load(ordering: .relaxed) }
     /// Frames written so far, ticks included.
     var framesWritten: UInt64 { writeCount.load(ordering: .relaxed) }
-
-    /// Counts one frame read.
-    func noteRead() {
-        readCount.add(1, ordering: .relaxed)
-    }
 
     /// Counts one frame written by the link's own handler.
     func noteWritten() {

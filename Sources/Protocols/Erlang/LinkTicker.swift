@@ -2,8 +2,9 @@
 /// machine checked once per tick interval (a quarter of the tick time, as `net_kernel`
 /// does).
 ///
-/// It reads no clock and sees no bytes: the caller counts the frames read and written on the
-/// link and calls ``check(framesRead:framesWritten:readerBusy:)`` once per interval.
+/// It reads no clock and sees no bytes: the caller counts the socket reads (any bytes
+/// received, ticks and parts of unfinished frames included) and the frames written on the
+/// link, and calls ``check(received:framesWritten:readerBusy:)`` once per interval.
 /// - A tick is sent when nothing was written during the interval, so the peer, which drops a
 ///   link it hears nothing from for its own tick time, keeps hearing from us.
 /// - The link is closed once nothing was read for ``silentIntervalsAllowed`` whole intervals
@@ -23,24 +24,25 @@ public struct LinkTicker: Sendable, Equatable {
     /// Whole intervals of silence tolerated before the link is closed at the next check.
     public static let silentIntervalsAllowed = 4
 
-    private var lastRead: UInt64
+    private var lastReceived: UInt64
     private var lastWritten: UInt64
     private var silentIntervals = 0
 
-    /// A ticker for a link that has read `framesRead` and written `framesWritten` frames so far.
-    public init(framesRead: UInt64 = 0, framesWritten: UInt64 = 0) {
-        lastRead = framesRead
+    /// A ticker for a link that has received bytes in `received` socket reads and written
+    /// `framesWritten` frames so far.
+    public init(received: UInt64 = 0, framesWritten: UInt64 = 0) {
+        lastReceived = received
         lastWritten = framesWritten
     }
 
-    /// The decision at the end of one interval, given the link's frame counts now.
-    public mutating func check(framesRead: UInt64, framesWritten: UInt64, readerBusy: Bool) -> Decision {
-        if framesRead != lastRead || readerBusy {
+    /// The decision at the end of one interval, given the link's counts now.
+    public mutating func check(received: UInt64, framesWritten: UInt64, readerBusy: Bool) -> Decision {
+        if received != lastReceived || readerBusy {
             silentIntervals = 0
         } else {
             silentIntervals += 1
         }
-        lastRead = framesRead
+        lastReceived = received
         let close = silentIntervals > Self.silentIntervalsAllowed
         let sendTick = !close && framesWritten == lastWritten
         // The tick about to be sent counts as a write of this interval.
