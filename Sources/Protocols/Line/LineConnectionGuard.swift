@@ -4,7 +4,8 @@ import NIOCore
 /// replies unread for the output timeout.
 ///
 /// It sits first in the pipeline, next to the socket, so that it sees every read and every
-/// change of writability:
+/// change of writability. It is an inbound handler only, so that writes, flushes and read
+/// requests pass it by without a hop:
 /// - **Idle.** Any bytes received restart the idle clock. With no idle timeout configured
 ///   the clock never runs.
 /// - **Not reading.** The channel stops being writable once the replies waiting for the
@@ -12,11 +13,9 @@ import NIOCore
 ///   commands (back-pressure), so its buffers stay bounded. If it stays unwritable for the
 ///   whole output timeout, the client is not reading at all and the connection is closed.
 ///   A client that reads slowly but keeps up now and then is never cut off.
-final class LineConnectionGuard: ChannelDuplexHandler {
+final class LineConnectionGuard: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
 
     /// Why a connection was closed.
     enum Reason: Sendable {
