@@ -8,7 +8,10 @@ import Synchronization
 ///   after it became dirty), and only its latest version is written.
 /// - Per-key order: one write per key is in flight at a time; a change made meanwhile is
 ///   written after it.
-/// - Concurrency is bounded; failures are retried with exponential backoff and jitter.
+/// - Concurrency is bounded (`writeBackConcurrency` writes in flight); while entries are
+///   due and every slot is taken, the service checks for free slots every 2 ms, so the
+///   write-back runs as fast as the backend acknowledges. Failures are retried with
+///   exponential backoff and jitter.
 /// - On graceful shutdown (after the transports have stopped) it writes every dirty entry
 ///   back, for at most `shutdown_timeout`; ``drained`` then says whether it succeeded.
 public final class WriteBackService: Service {
@@ -32,11 +35,13 @@ public final class WriteBackService: Service {
         let stopping = Atomic<Bool>(false)
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                await self.loop(group: &group, force: false) { stopping.load(ordering: .relaxed) }
+                await self.loop(group: &group, force: false) { _ in stopping.load(ordering: .relaxed) }
                 self.logger.info("write-back: draining \(self.store.dirtyCount) dirty entries before exit")
                 let deadline = self.store.clock.nowMilliseconds() + self.store.configuration.shutdownTimeout.milliseconds
-                await self.loop(group: &group, force: true) {
-                    self.store.dirtyCount == 0 || self.store.clock.nowMilliseconds() >= deadline
+                await self.loop(group: &group, force: true) { quiet in
+                    // Counting the dirty entries scans every shard: only once nothing is left
+                    // to take or in flight.
+                    (quiet && self.store.dirtyCount == 0) || self.store.clock.nowMilliseconds() >= deadline
                 }
             }
             let remaining = self.store.dirtyCount
@@ -51,21 +56,28 @@ public final class WriteBackService: Service {
         }
     }
 
-    /// Takes due jobs and runs them, until `done` says so. Between rounds it sleeps one tick;
-    /// once a second it sweeps idle entries, samples the command rate, and reports progress
-    /// when draining.
+    /// Takes due jobs and runs them, until `done` says so; `done` is told whether the last
+    /// round found nothing to take and nothing in flight. Between rounds it sleeps one tick,
+    /// or 2 ms while there is a backlog; once a second it sweeps idle entries, samples the
+    /// command rate, and reports progress when draining.
     private func loop(
-        group: inout DiscardingTaskGroup, force: Bool, done: () -> Bool
+        group: inout DiscardingTaskGroup, force: Bool, done: (_ quiet: Bool) -> Bool
     ) async {
         let capacity = store.configuration.writeBackConcurrency
         var startShard = 0
         var lastSecond = store.clock.nowMilliseconds()
         // Cancellation (the service group failing) ends the loop too: sleeps return at once
         // when cancelled, so waiting on `done()` alone would spin.
-        while !done() && !Task.isCancelled {
+        var quiet = false
+        while !done(quiet) && !Task.isCancelled {
             let free = capacity - inFlight.load(ordering: .relaxed)
+            // A backlog: every slot busy, or as many jobs due as there were free slots.
+            var backlog = free <= 0
+            quiet = false
             if free > 0 {
                 let jobs = store.takeDueJobs(limit: free, force: force, startShard: startShard)
+                backlog = jobs.count == free
+                quiet = jobs.isEmpty && free == capacity
                 startShard = (startShard + 1) % store.shards.count
                 for (job, shard) in jobs {
                     inFlight.wrappingAdd(1, ordering: .relaxed)
@@ -85,9 +97,15 @@ public final class WriteBackService: Service {
                     logger.info("write-back: \(store.dirtyCount) dirty entries left to write")
                 }
             }
-            try? await Task.sleep(for: tick)
+            // With a backlog, come back as soon as slots may have freed rather than a whole
+            // tick later: otherwise the write-back could never write more than `capacity`
+            // entries per tick, whatever the backend's speed.
+            try? await Task.sleep(for: backlog ? Self.backlogPause : tick)
         }
     }
+
+    /// The pause between rounds while entries wait for a free slot.
+    static let backlogPause = Duration.milliseconds(2)
 }
 
 extension CacheStore {
