@@ -77,8 +77,6 @@ final class ErlangConnectionHandler: ChannelDuplexHandler {
     private var lanes = [Lane](repeating: Lane(), count: ErlangConnectionHandler.laneCount)
     /// Bytes of the messages waiting in lanes or running in tasks.
     private var pendingBytes = 0
-    /// Lanes running a task.
-    private var busyLanes = 0
     private let output: ReplyOutput
     /// A read was asked for while the handler held reads back.
     private var readHeld = false
@@ -93,7 +91,7 @@ final class ErlangConnectionHandler: ChannelDuplexHandler {
     /// The connection of a connected link has closed.
     private var linkDown = false
     /// Where each reply frame is encoded, reused so that a reply allocates no frame.
-    private var frame: [UInt8] = []
+    private var replyFrame: [UInt8] = []
 
     private let receiveCounter: ReceiveCounter
 
@@ -393,7 +391,6 @@ final class ErlangConnectionHandler: ChannelDuplexHandler {
     private func startTask(_ lane: Int, _ context: ChannelHandlerContext) {
         guard let pending = lanes[lane].queue.first else { return }
         lanes[lane].busy = true
-        busyLanes += 1
         let loop = context.eventLoop
         let resume = NIOLoopBound((self, context), eventLoop: loop)
         let executor = shared.executor
@@ -410,7 +407,6 @@ final class ErlangConnectionHandler: ChannelDuplexHandler {
         let pending = lanes[lane].queue.removeFirst()
         pendingBytes -= pending.cost
         lanes[lane].busy = false
-        busyLanes -= 1
         finishOnLink(outcome)
         runLane(lane, context)
         guard context.channel.isActive else { return }
@@ -421,7 +417,8 @@ final class ErlangConnectionHandler: ChannelDuplexHandler {
 
     /// After graceful shutdown, closes the link once every message read is carried out.
     private func closeIfDone(_ context: ChannelHandlerContext) {
-        guard inputEnded, busyLanes == 0, context.channel.isActive else { return }
+        // A lane holds queued messages only behind a running task: no busy lane, nothing left.
+        guard inputEnded, !lanes.contains(where: \.busy), context.channel.isActive else { return }
         output.flush(context)
         context.close(promise: nil)
     }
@@ -449,18 +446,18 @@ final class ErlangConnectionHandler: ChannelDuplexHandler {
     /// reply to a node with no link is dropped: Brain never dials out (C nodes do not even
     /// listen).
     private func deliver(_ message: Term, to pid: Pid, on link: Link) {
-        frame.removeAll(keepingCapacity: true)
-        OutgoingFrame.appendSend(to: pid, message: message, into: &frame)
+        replyFrame.removeAll(keepingCapacity: true)
+        OutgoingFrame.appendSend(to: pid, message: message, into: &replyFrame)
         let node = pid.node.name
         if node == link.peer.name {
-            if !linkDown { append(frame, on: link) }
+            if !linkDown { append(replyFrame, on: link) }
             return
         }
         guard let target = shared.links.link(named: node) else {
             shared.droppedLog.log("erlang: a reply to a process on \(node) was dropped: that node has no link to this one")
             return
         }
-        if !target.writeIfWritable(frame) {
+        if !target.writeIfWritable(replyFrame) {
             shared.droppedLog.log("erlang: a reply to a process on \(node) was dropped: its link is not reading")
         }
     }

@@ -203,7 +203,6 @@ final class LineConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Writing
 
-
     /// Sends every reply, then closes the connection.
     private func finish(_ context: ChannelHandlerContext) {
         guard !finished, context.channel.isActive else { return }
